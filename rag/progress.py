@@ -1,0 +1,92 @@
+"""Terminal rendering of ingest progress and summaries (rich, on stderr / stdout)."""
+
+from __future__ import annotations
+
+import time
+from types import TracebackType
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ingest.pipeline import IngestReport
+
+stderr = Console(stderr=True)
+stdout = Console()
+
+
+class IngestProgress:
+    """A progress bar of files and chunks with the embedding rate, drawn on stderr."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self._bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+            console=stderr,
+            disable=not enabled,
+            transient=False,
+        )
+        self._files = self._bar.add_task("files", total=None, detail="", visible=False)
+        self._chunks = self._bar.add_task("chunks embedded", total=None, detail="", visible=False)
+        self._embedded = 0
+        self._t0 = time.perf_counter()
+
+    def __enter__(self) -> "IngestProgress":
+        self._bar.__enter__()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._bar.__exit__(exc_type, exc, tb)
+
+    def start(self, files: int) -> None:
+        self._t0 = time.perf_counter()
+        self._bar.update(self._files, total=files, visible=True)
+        self._bar.update(self._chunks, visible=True)
+
+    def file_done(self, source: str, chunks: int) -> None:
+        name = source.rsplit("/", 1)[-1]
+        self._bar.update(self._files, advance=1, detail=name[:40])
+
+    def embedded(self, chunks: int) -> None:
+        self._embedded += chunks
+        rate = self._embedded / max(time.perf_counter() - self._t0, 1e-9)
+        self._bar.update(self._chunks, completed=self._embedded, detail=f"{rate:.0f} chunks/s")
+
+    def note(self, message: str) -> None:
+        stderr.print(f"[yellow]rag:[/] {message}")
+
+
+def print_ingest_summary(report: IngestReport) -> None:
+    """The human-readable summary table (stdout), then failures and skips."""
+    table = Table(title=f"Ingest into '{report.collection}'", show_header=True)
+    table.add_column("files added", justify="right")
+    table.add_column("updated", justify="right")
+    table.add_column("unchanged", justify="right")
+    table.add_column("deleted", justify="right")
+    table.add_column("failed", justify="right")
+    table.add_column("chunks", justify="right")
+    table.add_column("embedded", justify="right")
+    table.add_column("seconds", justify="right")
+    table.add_row(
+        str(report.files_added), str(report.files_updated), str(report.files_unchanged),
+        str(report.files_deleted), str(len(report.files_failed)), str(report.chunks_total),
+        str(report.chunks_embedded), f"{report.seconds:.1f}",
+    )
+    stdout.print(table)
+    stdout.print(f"store: {report.store}")
+    for path in report.deleted:
+        stdout.print(f"[dim]removed[/] {path}")
+    if report.files_failed:
+        stdout.print(f"[red]{len(report.files_failed)} file(s) could not be ingested:[/]")
+        for issue in report.files_failed:
+            stdout.print(f"  {issue.path}: {issue.reason}", highlight=False)
+    if report.files_skipped:
+        stdout.print(f"[yellow]{len(report.files_skipped)} file(s) skipped:[/]")
+        for issue in report.files_skipped:
+            stdout.print(f"  {issue.path}: {issue.reason}", highlight=False)

@@ -1,0 +1,74 @@
+"""Small immutable records passed between pipeline stages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class PageSpan:
+    """Page ``number`` (1-based) starts at character ``start`` of the extracted text."""
+
+    start: int
+    number: int
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """A heading path that applies from character ``start`` of the extracted text on."""
+
+    start: int
+    headings: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedDocument:
+    """Text extracted from one file, with where its pages and sections begin.
+
+    ``pages`` and ``sections`` are sorted by ``start``; both may be empty
+    (plain text has no pages, a CSV has no headings).
+    """
+
+    path: str
+    file_type: str
+    text: str
+    pages: tuple[PageSpan, ...] = ()
+    sections: tuple[Section, ...] = ()
+    encoding: str | None = None
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """One retrievable passage of a document.
+
+    ``start``/``end`` are character offsets into the document's extracted text,
+    so ``document.text[start:end] == text``. ``id`` is derived from the source
+    and the content, so re-ingesting unchanged text gives the same id.
+    """
+
+    id: str
+    source: str
+    text: str
+    start: int
+    end: int
+    chunk_index: int
+    file_type: str
+    page: int | None = None
+    page_end: int | None = None
+    headings: tuple[str, ...] = field(default_factory=tuple)
+
+    def payload(self, file_hash: str) -> dict[str, object]:
+        """The payload stored with the chunk's vectors."""
+        return {
+            "text": self.text,
+            "source": self.source,
+            "file_type": self.file_type,
+            "file_hash": file_hash,
+            "start": self.start,
+            "end": self.end,
+            "chunk_index": self.chunk_index,
+            "page": self.page,
+            "page_end": self.page_end,
+            "headings": list(self.headings),
+        }

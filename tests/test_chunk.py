@@ -1,0 +1,67 @@
+"""Chunking keeps exact offsets, pages, heading paths and stable ids."""
+
+from __future__ import annotations
+
+from ingest.chunk import ChunkSettings, chunk_document
+from rag.records import LoadedDocument, PageSpan, Section
+
+SETTINGS = ChunkSettings(chunk_size=120, chunk_overlap=20)
+
+
+def _doc(text: str, **kw) -> LoadedDocument:  # type: ignore[no-untyped-def]
+    return LoadedDocument(path="/d/a.txt", file_type=kw.pop("file_type", "txt"), text=text, **kw)
+
+
+def test_offsets_are_exact_and_cover_the_text() -> None:
+    text = " ".join(f"Sentence number {i} talks about topic {i % 7}." for i in range(60))
+    doc = _doc(text)
+    chunks = chunk_document(doc, SETTINGS)
+    assert len(chunks) > 5
+    for c in chunks:
+        assert doc.text[c.start:c.end] == c.text
+        assert len(c.text) <= SETTINGS.chunk_size
+    assert chunks[0].start == 0
+    assert chunks[-1].end == len(text)
+    assert [c.chunk_index for c in chunks] == list(range(len(chunks)))
+
+
+def test_ids_are_stable_and_unique_for_repeated_text() -> None:
+    text = "Same paragraph here.\n\n" * 30
+    doc = _doc(text)
+    first = chunk_document(doc, SETTINGS)
+    again = chunk_document(doc, SETTINGS)
+    assert [c.id for c in first] == [c.id for c in again]
+    assert len({c.id for c in first}) == len(first)
+    other = chunk_document(LoadedDocument(path="/d/b.txt", file_type="txt", text=text), SETTINGS)
+    assert not {c.id for c in first} & {c.id for c in other}
+
+
+def test_pages_are_hard_boundaries() -> None:
+    page1 = "Alpha " * 30
+    page2 = "Beta " * 30
+    text = page1 + "\n\n" + page2
+    doc = _doc(text, file_type="pdf", pages=(PageSpan(0, 1), PageSpan(len(page1) + 2, 2)))
+    chunks = chunk_document(doc, SETTINGS)
+    assert {c.page for c in chunks} == {1, 2}
+    for c in chunks:
+        assert c.page == c.page_end
+        assert ("Beta" in c.text) == (c.page == 2)
+
+
+def test_markdown_heading_paths() -> None:
+    text = "# Install\n\nRun the installer.\n\n## Linux\n\nUse the package manager.\n\n# Usage\n\nCall it."
+    sections = (
+        Section(0, ("Install",)),
+        Section(text.index("## Linux"), ("Install", "Linux")),
+        Section(text.index("# Usage"), ("Usage",)),
+    )
+    doc = _doc(text, file_type="md", sections=sections)
+    chunks = chunk_document(doc, SETTINGS)
+    by_text = {c.text.split("\n")[0]: c.headings for c in chunks}
+    assert by_text["## Linux"] == ("Install", "Linux")
+    assert by_text["# Usage"] == ("Usage",)
+    assert by_text["# Install"] == ("Install",)
+
+
+def test_whitespace_only_document_gives_no_chunks() -> None:
+    assert chunk_document(_doc("   \n\n  \t"), SETTINGS) == []
