@@ -16,6 +16,7 @@ from rag.records import LoadedDocument, PageSpan, Section
 
 EMPTY_REASON = "empty file"
 WHITESPACE_REASON = "no text (file holds only whitespace)"
+EMPTY_PAGE_REASON = "no text (the page has no visible text)"
 
 _MARKDOWN = frozenset({".md", ".markdown"})
 _HTML = frozenset({".html", ".htm", ".xhtml"})
@@ -68,7 +69,7 @@ def load_document(path: Path, source: str) -> LoadedDocument:
     except Exception as exc:  # a parser failed in a way we did not foresee
         raise LoadError(f"{_kind(extension)}: {type(exc).__name__}: {short_detail(exc)}") from exc
     if not text.strip():
-        raise LoadError(WHITESPACE_REASON if extension not in _HTML else "no text (the page has no visible text)")
+        raise LoadError(EMPTY_PAGE_REASON if extension in _HTML else WHITESPACE_REASON)
     return LoadedDocument(
         path=source,
         file_type=file_type_of(path),

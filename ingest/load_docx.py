@@ -98,7 +98,8 @@ def _paragraph_text(p: Any) -> str:
         if tag == _W + "t":
             parts.append(element.text or "")
         elif tag == _W + "tab":
-            parts.append("\t")
+            if element.getparent().tag == _W + "r":  # not a tab stop of w:pPr/w:tabs
+                parts.append("\t")
         elif tag == _W + "noBreakHyphen":
             parts.append("-")
         else:

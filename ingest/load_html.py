@@ -6,7 +6,7 @@ import codecs
 import re
 import warnings
 
-from bs4 import BeautifulSoup, NavigableString, Tag
+from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning, NavigableString, Tag, XMLParsedAsHTMLWarning
 from bs4.element import PreformattedString, Script, Stylesheet, TemplateString
 
 from ingest.encoding import decode_bytes
@@ -35,7 +35,11 @@ _BREAKS: dict[str, int] = {
 }
 _LAYOUT_BLOCKS = ["p", "div", "br", "li", "pre", "blockquote", "h1", "h2", "h3", "h4", "h5", "h6"]
 _DATA_URI = re.compile(r"data:[^\s,]*?;base64,[A-Za-z0-9+/=]+")
-_DECLARED = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_:.\-]+)|<\?xml[^>]+encoding\s*=\s*["']([A-Za-z0-9_.\-]+)""", re.I)
+_DECLARED = re.compile(
+    rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_:.\-]+)"""
+    rb"""|<\?xml[^>]+encoding\s*=\s*["']([A-Za-z0-9_.\-]+)""",
+    re.I,
+)
 _WHATWG = {
     "iso-8859-1": "cp1252", "iso8859-1": "cp1252", "latin1": "cp1252", "latin-1": "cp1252",
     "us-ascii": "cp1252", "ascii": "cp1252", "windows-1252": "cp1252", "iso-8859-9": "cp1254",
@@ -45,6 +49,11 @@ _WHATWG = {
 _CURRENCY = {"$", "€", "£", "¥", "US$", "($", "(", "$("}
 _CLOSERS = {")", "%", ")%", "%)"}
 _UNICODE = ("utf-8", "utf-8-sig", "utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be")
+
+
+# XHTML and inline-XBRL pages are meant to be read with the HTML parser; a short page is not a URL.
+warnings.filterwarnings("ignore", category=XMLParsedAsHTMLWarning)
+warnings.filterwarnings("ignore", category=MarkupResemblesLocatorWarning)
 
 
 def decode_html(data: bytes) -> tuple[str, str]:
@@ -77,9 +86,7 @@ def _declared_charset(data: bytes) -> str | None:
 
 def html_to_text(markup: str) -> tuple[str, tuple[Section, ...]]:
     """Readable text of an HTML document and its h1..h6 sections (offsets into that text)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        soup = BeautifulSoup(markup, "lxml")
+    soup = BeautifulSoup(markup, "lxml")
     _drop_boilerplate(soup)
     builder = _TextBuilder()
     headings: list[tuple[int, int, str]] = []
@@ -91,13 +98,16 @@ def _drop_boilerplate(soup: BeautifulSoup) -> None:
     """Remove invisible elements and navigation boilerplate from the tree."""
     doomed: list[Tag] = list(soup.find_all(_DROP_TAGS))
     for tag in soup.find_all(True):
-        if tag.name in ("header", "footer") and not tag.find_parent(["article", "main", "section"]):
-            doomed.append(tag)
-        elif _is_hidden_or_boilerplate(tag):
+        if _is_page_chrome(tag) or _is_hidden_or_boilerplate(tag):
             doomed.append(tag)
     for tag in doomed:
         if not tag.decomposed:
             tag.decompose()
+
+
+def _is_page_chrome(tag: Tag) -> bool:
+    """A page-level ``<header>`` or ``<footer>`` (those inside an article or section are content)."""
+    return tag.name in ("header", "footer") and not tag.find_parent(["article", "main", "section"])
 
 
 def _is_hidden_or_boilerplate(tag: Tag) -> bool:

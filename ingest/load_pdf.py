@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import logging
-import warnings
 from typing import TYPE_CHECKING
 
 from ingest.load_text import short_detail
@@ -26,10 +25,8 @@ def extract_pdf(data: bytes) -> tuple[str, tuple[PageSpan, ...], tuple[str, ...]
 
     Raises LoadError for encrypted, broken and text-less PDFs.
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        reader = _open(data)
-        page_texts, problems = _page_texts(reader)
+    reader = _open(data)
+    page_texts, problems = _page_texts(reader)
     if not any(page_texts):
         if problems and len(problems) == len(page_texts):
             raise LoadError(f"broken PDF: {problems[0]}")

@@ -98,9 +98,8 @@ def markdown_sections(text: str) -> tuple[Section, ...]:
                 found.append((paragraph[0][0], 1 if setext.group(1)[0] == "=" else 2, title))
             paragraph = []
             continue
-        if not line.strip() or line.startswith(("    ", "\t")) and not paragraph:
-            paragraph = []
-        elif _NOT_PARAGRAPH.match(line):
+        indented_code = line.startswith(("    ", "\t")) and not paragraph
+        if not line.strip() or indented_code or _NOT_PARAGRAPH.match(line):
             paragraph = []
         else:
             paragraph.append((offset, line))

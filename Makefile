@@ -1,0 +1,28 @@
+# Two commands for a fresh machine (Python 3.11, pip; no network but the package registry):
+#   make demo   install everything, ingest the sample folder, show what went in
+#   make test   install everything, run the test suite
+PY ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOME_DIR ?= .rag-home
+
+.PHONY: install demo test clean
+
+$(BIN)/rag: pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(BIN)/rag
+
+install: $(BIN)/rag
+
+demo: install
+	$(BIN)/rag --home $(HOME_DIR) ingest samples/docs
+	$(BIN)/rag --home $(HOME_DIR) status
+
+test: install
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) $(HOME_DIR)
