@@ -69,7 +69,7 @@ def discover(
     skipped: list[Skipped] = []
     roots: list[str] = []
     for raw in paths:
-        root = Path(raw).expanduser().absolute()
+        root = Path(os.path.normpath(Path(raw).expanduser().absolute()))
         if not root.exists():
             raise RagError(f"{raw}: no such file or folder; check the path")
         roots.append(str(root))

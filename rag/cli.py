@@ -136,6 +136,44 @@ def status(obj: Context, as_json: bool) -> None:
         print_status(info)
 
 
+@main.command()
+@click.argument("query")
+@click.option("-k", "k", type=int, default=5, show_default=True, help="How many results.")
+@click.option("--collection", "-c", default="default", show_default=True)
+@click.option("--retriever", "-r", default=None, help="hybrid (default), dense, bm25, sparse, or a plugin's name.")
+@click.option("--no-rerank", is_flag=True, help="Keep the fused order (skip the cross-encoder).")
+@click.option("--filter", "filters", multiple=True, metavar="FIELD=VALUE",
+              help="source=GLOB, type=pdf, page=3, ... (repeatable; all must hold).")
+@click.option("--explain", is_flag=True, help="Show each stage's rank and score.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_obj
+@handle_errors
+def search(obj: Context, query: str, k: int, collection: str, retriever: str | None, no_rerank: bool,
+           filters: tuple[str, ...], explain: bool, as_json: bool) -> None:
+    """Search a collection by meaning and by exact words.
+
+    \b
+    Example:
+      rag search "how often should I water succulents" -k 3 --explain
+      rag search "invoice total" --filter 'source=*.pdf' --json
+    """
+    from rag.retrieve import parse_filters
+    from rag.search import search as run_search
+
+    flt = parse_filters(list(filters))
+    if k <= 0:
+        raise RagError(f"-k must be at least 1 (got {k})")
+    result = run_search(query, obj.settings, obj.home, collection, k, retriever, False if no_rerank else None, flt)
+    for note in result.notes:
+        click.echo(f"rag: note: {note}", err=True)
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), ensure_ascii=False))
+        return
+    from rag.progress import print_search
+
+    print_search(result, explain)
+
+
 @main.group()
 def config() -> None:
     """Show or create the configuration file."""

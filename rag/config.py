@@ -79,6 +79,45 @@ class Bm25Config(_Section):
     stopwords: bool = True
 
 
+class RetrievalConfig(_Section):
+    """Which retriever answers queries, and how hybrid fuses its parts."""
+
+    retriever: str = Field("hybrid", description="Default retriever: hybrid, dense, bm25, sparse, or a plugin's name.")
+    hybrid: list[str] = Field(["dense", "bm25"], description="Retrievers fused by 'hybrid'.")
+    weights: dict[str, float] = Field({}, description="Fusion weight per retriever (default 1.0), e.g. {dense = 1.0, bm25 = 0.7}.")
+    fusion: Literal["rrf", "score"] = Field("rrf", description="rrf: weighted reciprocal rank fusion; score: min-max normalised scores.")
+    rrf_k: float = Field(60.0, gt=0)
+    candidates: int = Field(100, ge=1, le=10_000, description="How many results each fused retriever contributes.")
+
+
+class RerankConfig(_Section):
+    """Cross-encoder reranking of the top fused results."""
+
+    enabled: bool = True
+    model: str = Field("", description="Cross-encoder id or path; empty: the reranker shipped with rag, if any.")
+    top_n: int = Field(20, ge=1, le=1000, description="How many fused results are reranked.")
+    batch_size: int = Field(32, ge=1, le=1024)
+
+
+class LlmConfig(_Section):
+    """The generative model, reached only through the openai client (any OpenAI-compatible endpoint)."""
+
+    base_url: str = Field(
+        "", description="OpenAI-compatible endpoint, e.g. http://localhost:11434/v1; empty: start the local llama.cpp server."
+    )
+    model: str = Field("", description="Model name sent to the endpoint; empty: the local server's model alias.")
+    api_key_env: str = Field("OPENAI_API_KEY", description="Name of the env var holding the endpoint's API key.")
+    local_model: str = Field(
+        "qwen2.5-coder-1.5b-instruct",
+        description="Local server model: qwen2.5-coder-1.5b-instruct, qwen2.5-coder-0.5b-instruct, smollm2-135m-instruct, or a .gguf path.",
+    )
+    threads: int = Field(2, ge=1, le=256, description="CPU threads of the local server.")
+    context_tokens: int = Field(4096, ge=512, le=131072)
+    timeout_s: float = Field(120.0, gt=0)
+    temperature: float = Field(0.0, ge=0, le=2)
+    max_tokens: int = Field(512, ge=1, le=32768)
+
+
 class Settings(_Section):
     """All settings; one section per stage."""
 
@@ -87,6 +126,9 @@ class Settings(_Section):
     store: StoreConfig = StoreConfig()
     ingest: IngestConfig = IngestConfig()
     bm25: Bm25Config = Bm25Config()
+    retrieval: RetrievalConfig = RetrievalConfig()
+    rerank: RerankConfig = RerankConfig()
+    llm: LlmConfig = LlmConfig()
 
 
 SECTIONS: dict[str, type[_Section]] = {

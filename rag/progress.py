@@ -10,6 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ingest.pipeline import IngestReport
+from rag.search import SearchResult
 
 stderr = Console(stderr=True)
 stdout = Console()
@@ -90,3 +91,34 @@ def print_ingest_summary(report: IngestReport) -> None:
         stdout.print(f"[yellow]{len(report.files_skipped)} file(s) skipped:[/]")
         for issue in report.files_skipped:
             stdout.print(f"  {issue.path}: {issue.reason}", highlight=False)
+
+
+def print_search(result: "SearchResult", explain: bool) -> None:
+    """Search results as numbered passages; with ``explain``, a table of every stage's rank and score."""
+    if not result.results:
+        stdout.print("no results")
+        return
+    for rank, r in enumerate(result.results, 1):
+        where = r.source + (f" p.{r.page}" if r.page is not None else "")
+        heading = " > ".join(r.payload.get("headings") or [])
+        stdout.print(f"[bold]{rank}.[/] [cyan]{where}[/]" + (f"  [dim]{heading}[/]" if heading else "")
+                     + f"  [dim]score {r.score:.4f}[/]", highlight=False)
+        snippet = " ".join(r.text.split())
+        stdout.print("   " + (snippet[:300] + ("…" if len(snippet) > 300 else "")), highlight=False, markup=False)
+    if explain:
+        stages = sorted({s for r in result.results for s in r.ranks})
+        table = Table(title=f"retriever: {result.retriever}" + (" + rerank" if result.reranked else ""))
+        table.add_column("#", justify="right")
+        table.add_column("chunk")
+        for stage in stages:
+            table.add_column(f"{stage} rank", justify="right")
+            table.add_column(f"{stage} score", justify="right")
+        for rank, r in enumerate(result.results, 1):
+            cells = [str(rank), r.chunk_id[:8]]
+            for stage in stages:
+                cells.append(str(r.ranks.get(stage, "-")))
+                score = r.scores.get(stage)
+                cells.append(f"{score:.4f}" if score is not None else "-")
+            table.add_row(*cells)
+        stdout.print(table)
+        stdout.print("timings: " + ", ".join(f"{k} {v:.1f} ms" for k, v in result.timings_ms.items()))

@@ -57,7 +57,10 @@ class VectorStore(Protocol):
     def upsert(self, points: Sequence[StoredPoint]) -> None: ...
     def vectors(self, ids: Sequence[str]) -> dict[str, tuple[list[float], list[int], list[float]]]: ...
     def delete_source(self, source: str, keep_file_hash: str | None = None) -> None: ...
-    def scroll(self, with_payload: bool = True) -> Iterator[tuple[str, Mapping[str, Any]]]: ...
+    def scroll(
+        self, with_payload: bool = True, match: Match | None = None
+    ) -> Iterator[tuple[str, Mapping[str, Any]]]: ...
+    def payloads(self, ids: Sequence[str]) -> dict[str, Mapping[str, Any]]: ...
     def count(self) -> int: ...
     def search_dense(self, vector: Sequence[float], limit: int, match: Match | None = None) -> list[Hit]: ...
     def search_sparse(
@@ -176,17 +179,30 @@ class EdgeStore:
         must, must_not = _stale_condition(source, keep_file_hash)
         self.shard.update(self._qe.UpdateOperation.delete_points_by_filter(self._filter(must, must_not)))
 
-    def scroll(self, with_payload: bool = True) -> Iterator[tuple[str, Mapping[str, Any]]]:
-        """Every point id (and payload), in id order."""
+    def scroll(
+        self, with_payload: bool = True, match: Match | None = None
+    ) -> Iterator[tuple[str, Mapping[str, Any]]]:
+        """Every point id (and payload) matching ``match``, in id order."""
         offset = None
+        flt = self._filter(match)
         while True:
             records, offset = self.shard.scroll(
-                self._qe.ScrollRequest(offset=offset, limit=SCROLL_BATCH, with_payload=with_payload, with_vector=False)
+                self._qe.ScrollRequest(
+                    offset=offset, limit=SCROLL_BATCH, with_payload=with_payload, with_vector=False, filter=flt
+                )
             )
             for rec in records:
                 yield str(rec.id), (rec.payload or {})
             if offset is None:
                 break
+
+    def payloads(self, ids: Sequence[str]) -> dict[str, Mapping[str, Any]]:
+        """Payloads of those ids that exist."""
+        out: dict[str, Mapping[str, Any]] = {}
+        for start in range(0, len(ids), SCROLL_BATCH):
+            for rec in self.shard.retrieve(list(ids[start:start + SCROLL_BATCH]), with_payload=True, with_vector=False):
+                out[str(rec.id)] = rec.payload or {}
+        return out
 
     def count(self) -> int:
         """Number of points."""
@@ -349,17 +365,32 @@ class ServerStore:
         selector = self._models.FilterSelector(filter=self._filter(must, must_not))
         self._call(self.client.delete, self.name, points_selector=selector, wait=True)
 
-    def scroll(self, with_payload: bool = True) -> Iterator[tuple[str, Mapping[str, Any]]]:
-        """Every point id (and payload), in id order."""
+    def scroll(
+        self, with_payload: bool = True, match: Match | None = None
+    ) -> Iterator[tuple[str, Mapping[str, Any]]]:
+        """Every point id (and payload) matching ``match``, in id order."""
         offset = None
+        flt = self._filter(match)
         while True:
             records, offset = self._call(
-                self.client.scroll, self.name, limit=SCROLL_BATCH, offset=offset, with_payload=with_payload
+                self.client.scroll, self.name, scroll_filter=flt, limit=SCROLL_BATCH, offset=offset,
+                with_payload=with_payload,
             )
             for rec in records:
                 yield str(rec.id), (rec.payload or {})
             if offset is None:
                 break
+
+    def payloads(self, ids: Sequence[str]) -> dict[str, Mapping[str, Any]]:
+        """Payloads of those ids that exist."""
+        out: dict[str, Mapping[str, Any]] = {}
+        for start in range(0, len(ids), SCROLL_BATCH):
+            records = self._call(
+                self.client.retrieve, self.name, list(ids[start:start + SCROLL_BATCH]), with_payload=True
+            )
+            for rec in records:
+                out[str(rec.id)] = rec.payload or {}
+        return out
 
     def count(self) -> int:
         """Number of points."""

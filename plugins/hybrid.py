@@ -1,0 +1,28 @@
+"""Built-in retriever ``hybrid`` (the default): fuses other retrievers, dense + BM25 unless configured."""
+
+from __future__ import annotations
+
+from rag.fuse import fuse
+from rag.retrieve import Retriever, RetrieverContext, ScoredChunk, SearchFilter, make_retriever
+
+
+class HybridRetriever:
+    """Runs each configured retriever and fuses their rankings (weighted RRF or normalised scores)."""
+
+    name = "hybrid"
+
+    def __init__(self, ctx: RetrieverContext, parts: list[Retriever] | None = None) -> None:
+        cfg = ctx.settings.retrieval
+        self.config = cfg
+        self.parts = parts if parts is not None else [make_retriever(n, ctx) for n in cfg.hybrid if n != "hybrid"]
+
+    def retrieve(self, query: str, k: int, flt: SearchFilter | None = None) -> list[ScoredChunk]:
+        """Top ``k`` fused chunks; each keeps every part's rank and score."""
+        depth = max(k, self.config.candidates)
+        rankings = {part.name: part.retrieve(query, depth, flt) for part in self.parts}
+        return fuse(rankings, self.config.weights, self.config.fusion, self.config.rrf_k)[:k]
+
+
+def factory(ctx: RetrieverContext) -> HybridRetriever:
+    """Entry point of the ``hybrid`` plugin."""
+    return HybridRetriever(ctx)
