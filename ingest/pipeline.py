@@ -30,7 +30,7 @@ from rag.config import Settings
 from rag.errors import ConfigError, LoadError, RagError, UnsupportedFileError
 from rag.home import CollectionPaths, collection_paths
 from rag.lexical import Analyzer, bm25_document_weights
-from rag.records import Chunk
+from rag.records import Chunk, LoadedDocument
 from rag.store import StoredPoint, VectorStore, open_store
 
 GROUP_CHUNKS = 4096
@@ -139,6 +139,7 @@ class _Work:
     file_hash: str
     had_row: bool
     chunks: list[Chunk] = field(default_factory=list)
+    text: str | None = None  # in-memory documents (e.g. a BEIR corpus) carry their text
 
 
 class Ingestor:
@@ -238,7 +239,12 @@ class Ingestor:
 
     def _load(self, item: _Work, manifest: Manifest, failed: list[FileIssue], skipped: list[FileIssue]) -> bool:
         try:
-            doc = load_document(item.found.path, item.found.source)
+            if item.text is not None:
+                if not item.text.strip():
+                    raise LoadError("no text")
+                doc = LoadedDocument(path=item.found.source, file_type="txt", text=item.text)
+            else:
+                doc = load_document(item.found.path, item.found.source)
         except UnsupportedFileError as exc:
             skipped.append(FileIssue(item.found.source, str(exc)))
             return False
@@ -315,9 +321,47 @@ class Ingestor:
         index.save(self.paths.bm25)
         return True
 
+    def run_texts(self, documents: Iterable[tuple[str, str]], scope: str) -> IngestReport:
+        """Ingest in-memory ``(source, text)`` documents; sources under ``scope`` not given are removed.
+
+        Used for corpora that are not files (``rag eval beir`` uses ``beir:<folder>/<doc-id>`` sources).
+        """
+        started = time.perf_counter()
+        with WriterLock(self.paths.lock, self.paths.name):
+            manifest = Manifest(self.paths.manifest)
+            store = open_store(self.settings.store, self.paths.root, self.paths.name)
+            try:
+                self._check_model(manifest, store)
+                rows = manifest.files()
+                work: list[_Work] = []
+                present: set[str] = set()
+                unchanged = 0
+                for source, text in documents:
+                    present.add(source)
+                    data = text.encode("utf-8")
+                    digest = hashlib.sha256(data).hexdigest()
+                    row = rows.get(source)
+                    if row is not None and row.state == "done" and row.pipeline == self.pipeline_sig \
+                            and row.file_hash == digest:
+                        unchanged += 1
+                        continue
+                    found = FoundFile(path=Path(source), source=source, size=len(data), mtime_ns=0)
+                    work.append(_Work(found=found, file_hash=digest, had_row=row is not None, text=text))
+                deleted = [s for s in rows if s not in present and _under(s, [scope])]
+                return self._process(work, deleted, [], [], unchanged, manifest, store, started)
+            finally:
+                store.close()
+                manifest.close()
+
     def _run(self, found: Discovery, manifest: Manifest, store: VectorStore, started: float) -> IngestReport:
         self._check_model(manifest, store)
         work, deleted, failed, skipped, unchanged = self._classify(found, manifest)
+        return self._process(work, deleted, failed, skipped, unchanged, manifest, store, started)
+
+    def _process(
+        self, work: list[_Work], deleted: list[str], failed: list[FileIssue], skipped: list[FileIssue],
+        unchanged: int, manifest: Manifest, store: VectorStore, started: float,
+    ) -> IngestReport:
         self.progress.start(len(work))
         embedded = reused = 0
         added = updated = 0

@@ -7,6 +7,7 @@ environment variables ``RAG_<SECTION>_<KEY>`` (for example ``RAG_STORE_URL`` or
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from pathlib import Path
@@ -160,9 +161,19 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, dict[str, str]]:
                 if key not in model.model_fields:
                     known = ", ".join(f"{ENV_PREFIX}{section.upper()}_{k.upper()}" for k in model.model_fields)
                     raise ConfigError(f"unknown environment variable {name}; known ones for [{section}]: {known}")
-                overrides.setdefault(section, {})[key] = value
+                overrides.setdefault(section, {})[key] = _env_value(name, value)
                 break
     return overrides
+
+
+def _env_value(name: str, value: str) -> Any:
+    """Lists and tables come as JSON (``RAG_RETRIEVAL_HYBRID='["dense","sparse"]'``); the rest as text."""
+    if value.strip().startswith(("[", "{")):
+        try:
+            return json.loads(value)
+        except ValueError:
+            raise ConfigError(f"{name} must be JSON when it starts with '[' or '{{'") from None
+    return value
 
 
 def _format_validation(err: ValidationError, origin: str) -> str:
@@ -212,6 +223,10 @@ def default_config_toml() -> str:
 
 
 def _toml_value(value: object) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
