@@ -201,6 +201,47 @@ def config_init(obj: Context, force: bool) -> None:
     click.echo(str(path))
 
 
+@main.group("eval")
+def eval_group() -> None:
+    """Evaluate retrieval and answers on question/answer sets."""
+
+
+@eval_group.command("beir")
+@click.argument("folder", type=click.Path(file_okay=False))
+@click.option("--split", default="test", show_default=True, help="qrels/<split>.tsv to evaluate.")
+@click.option("--retriever", "-r", default=None, help="hybrid (default), dense, bm25, sparse, or a plugin's name.")
+@click.option("--no-rerank", is_flag=True, help="Evaluate the fused order without the cross-encoder.")
+@click.option("--run-file", type=click.Path(dir_okay=False), default=None, help="Also write the TREC run here.")
+@click.option("--limit", type=int, default=None, help="Only the first N queries (by id).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_obj
+@handle_errors
+def eval_beir(obj: Context, folder: str, split: str, retriever: str | None, no_rerank: bool,
+              run_file: str | None, limit: int | None, as_json: bool) -> None:
+    """Retrieval metrics (trec_eval semantics) on a BEIR folder: corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv.
+
+    The corpus goes into its own collection (beir-<folder>) under the home dir and
+    is reused by later runs.
+
+    \b
+    Example:
+      rag eval beir ../shared/data/scifact --retriever bm25 --no-rerank --json
+    """
+    from evals.beir_run import run_beir
+
+    if limit is not None and limit <= 0:
+        raise RagError(f"--limit must be at least 1 (got {limit})")
+    report = run_beir(Path(folder), obj.settings, obj.home, split, retriever, False if no_rerank else None,
+                      Path(run_file) if run_file else None, limit)
+    out = report.as_dict()
+    if as_json:
+        click.echo(json.dumps(out))
+    else:
+        for key in ("dataset", "split", "retriever", "reranked", "queries", "map", "ndcg@10", "recall@10",
+                    "recall@100", "mrr@10", "latency_ms_p50", "latency_ms_p95"):
+            click.echo(f"{key:>15}: {out[key]}")
+
+
 @main.group()
 def bench() -> None:
     """Benchmarks that print measured figures and ratios against a baseline."""

@@ -24,11 +24,12 @@ def fuse(
     weights: Mapping[str, float] | None = None,
     method: Literal["rrf", "score"] = "rrf",
     rrf_k: float = 60.0,
+    label: str = FUSED,
 ) -> list[ScoredChunk]:
     """Merge rankings (retriever name -> results best first) into one list, best first.
 
     rrf: ``sum_r w_r / (rrf_k + rank_r)``; score: ``sum_r w_r * minmax(score_r)``.
-    Each fused chunk keeps every retriever's rank and score, plus ``fused``.
+    Each fused chunk keeps every retriever's rank and score, plus its fused ones under ``label``.
     Ties are broken by chunk id, so the order is deterministic.
     """
     weights = weights or {}
@@ -53,8 +54,8 @@ def fuse(
         replace(
             merged[cid],
             score=fused[cid],
-            scores={**merged[cid].scores, FUSED: fused[cid]},
-            ranks={**merged[cid].ranks, FUSED: rank},
+            scores={**merged[cid].scores, label: fused[cid]},
+            ranks={**merged[cid].ranks, label: rank},
         )
         for rank, cid in enumerate(order, 1)
     ]

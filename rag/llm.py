@@ -22,7 +22,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 import openai
 
@@ -46,9 +46,27 @@ def _free_port(host: str) -> int:
         return int(sock.getsockname()[1])
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec (Linux only)
-    with_libc = ctypes.CDLL(None, use_errno=True)
-    with_libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+def _death_signal_hook() -> Callable[[], None] | None:
+    """A preexec_fn asking Linux to SIGTERM the child when this thread dies (PR_SET_PDEATHSIG).
+
+    libc is resolved here, in the parent: the hook runs between fork and exec, where
+    dlopen could deadlock. The signal fires when the *thread* that forked exits, so it
+    is only used from the main thread.
+    """
+    if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def hook() -> None:
+        prctl(1, int(signal.SIGTERM), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return hook
 
 
 def _log_tail(path: Path, lines: int = 3) -> str:
@@ -115,11 +133,9 @@ class LocalServer:
         with open(self.log_path, "ab") as log_fh:
             log_fh.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n".encode())
             log_fh.flush()
-            linux_main = sys.platform.startswith("linux") and threading.current_thread() is threading.main_thread()
-            # PDEATHSIG fires when the *thread* that forked exits, so only use it from the main thread.
             self.process = subprocess.Popen(
                 cmd, stdin=subprocess.DEVNULL, stdout=log_fh, stderr=subprocess.STDOUT,
-                start_new_session=True, preexec_fn=_die_with_parent if linux_main else None,
+                start_new_session=True, preexec_fn=_death_signal_hook(),
             )  # fmt: skip
         atexit.register(self.close)
         log.debug("started llama.cpp server pid %s on port %s", self.process.pid, self.port)
@@ -187,7 +203,7 @@ def _one_line(text: str, limit: int = 200) -> str:
 class LlmClient:
     """Chat completions from ``[llm]``: the configured ``base_url``, else a lazily started local server."""
 
-    def __init__(self, config: LlmConfig, home: Path, environ: dict[str, str] | None = None) -> None:
+    def __init__(self, config: LlmConfig, home: Path, environ: Mapping[str, str] | None = None) -> None:
         self.config = config
         self.home = home
         env = os.environ if environ is None else environ

@@ -9,7 +9,14 @@ from typing import Any
 
 from rag.config import Settings
 from rag.errors import ConfigError, RagError, StoreError
-from rag.retrieve import Retriever, RetrieverContext, ScoredChunk, SearchFilter, make_retriever
+from rag.retrieve import (
+    Retriever,
+    RetrieverContext,
+    ScoredChunk,
+    SearchFilter,
+    discover_retrievers,
+    make_retriever,
+)
 
 MAX_K = 1000
 
@@ -68,7 +75,10 @@ class Searcher:
         self.retriever_name = retriever or settings.retrieval.retriever
         self.retriever: Retriever = make_retriever(self.retriever_name, self.ctx)
         self.use_rerank = settings.rerank.enabled if rerank is None else rerank
-        self.notes: list[str] = []
+        self.notes: list[str] = [
+            f"retriever plugin '{f.name}' failed to load ({f.error}); the others still work"
+            for f in discover_retrievers()[1]
+        ]
         self._reranker: Any = None
         if self.use_rerank:
             from rag.rerank import get_reranker

@@ -75,8 +75,15 @@ def _stale_condition(source: str, keep_file_hash: str | None) -> tuple[dict[str,
     return {"source": source}, ({"file_hash": keep_file_hash} if keep_file_hash else None)
 
 
+_OPEN_SHARDS: dict[str, list[Any]] = {}  # path -> [shard, number of EdgeStore objects using it]
+
+
 class EdgeStore:
-    """The embedded default: Qdrant's own engine in-process (qdrant-edge-py), on local disk."""
+    """The embedded default: Qdrant's own engine in-process (qdrant-edge-py), on local disk.
+
+    The engine locks its write-ahead log per process, so EdgeStore objects on the same
+    path within one process share one open shard.
+    """
 
     def __init__(self, path: Path) -> None:
         import qdrant_edge as qe
@@ -89,8 +96,14 @@ class EdgeStore:
             self._shard = self._load()
 
     def _load(self) -> Any:
+        key = str(self.path.resolve())
+        if key in _OPEN_SHARDS:
+            _OPEN_SHARDS[key][1] += 1
+            return _OPEN_SHARDS[key][0]
         try:
-            return self._qe.EdgeShard.load(str(self.path))
+            shard = self._qe.EdgeShard.load(str(self.path))
+            _OPEN_SHARDS[key] = [shard, 1]
+            return shard
         except Exception as exc:  # noqa: BLE001 - the engine raises plain Exception
             if "WouldBlock" in str(exc):
                 raise StoreLockedError(
@@ -112,6 +125,7 @@ class EdgeStore:
             sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
         )
         self._shard = qe.EdgeShard.create(str(self.path), config)
+        _OPEN_SHARDS[str(self.path.resolve())] = [self._shard, 1]
         for name in INDEXED_FIELDS:
             self._shard.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Keyword))
         self._shard.flush()
@@ -245,10 +259,17 @@ class EdgeStore:
             self._shard.flush()
 
     def close(self) -> None:
-        """Flush and release the engine (and its WAL lock)."""
+        """Flush and release the engine (and its WAL lock) once no other user in this process holds it."""
         if self._shard is not None:
             self._shard.flush()
-            self._shard.close()
+            entry = _OPEN_SHARDS.get(str(self.path.resolve()))
+            if entry is not None and entry[0] is self._shard:
+                entry[1] -= 1
+                if entry[1] <= 0:
+                    del _OPEN_SHARDS[str(self.path.resolve())]
+                    self._shard.close()
+            else:
+                self._shard.close()
             self._shard = None
 
     def drop(self) -> None:

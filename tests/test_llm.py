@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import http.server
 import json
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 
@@ -26,7 +29,7 @@ QUESTION = [{"role": "user", "content": "What is the capital of France? Answer i
 def local_llm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlmClient]:
     """One real llama.cpp server with SmolLM2 for the whole module."""
     home = tmp_path_factory.mktemp("llm-home")
-    cfg = LlmConfig(local_model="smollm2-135m-instruct", threads=2, context_tokens=2048, max_tokens=48)
+    cfg = LlmConfig(local_model="smollm2-135m-instruct", threads=1, context_tokens=2048, max_tokens=32)
     client = LlmClient(cfg, home, environ={})
     yield client
     client.close()
@@ -119,7 +122,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture()
-def fake_endpoint() -> Iterator[callable]:  # type: ignore[valid-type]
+def fake_endpoint() -> Iterator[Callable[..., str]]:
     """Start a real HTTP server on a loopback port answering with a fixed status/body/delay."""
     servers: list[http.server.ThreadingHTTPServer] = []
 
@@ -137,7 +140,7 @@ def fake_endpoint() -> Iterator[callable]:  # type: ignore[valid-type]
         srv.server_close()
 
 
-def test_http_500_names_status_and_body(fake_endpoint) -> None:  # type: ignore[no-untyped-def]
+def test_http_500_names_status_and_body(fake_endpoint: Callable[..., str]) -> None:
     url = fake_endpoint(500, {"error": {"message": f"internal kaboom (key {SECRET})"}})
     with pytest.raises(LlmError) as info:
         _remote(url).chat(QUESTION)
@@ -146,7 +149,7 @@ def test_http_500_names_status_and_body(fake_endpoint) -> None:  # type: ignore[
     assert SECRET not in msg and "\n" not in msg
 
 
-def test_http_401_names_the_key_setting(fake_endpoint) -> None:  # type: ignore[no-untyped-def]
+def test_http_401_names_the_key_setting(fake_endpoint: Callable[..., str]) -> None:
     url = fake_endpoint(401, {"error": {"message": "Incorrect API key provided", "code": "invalid_api_key"}})
     with pytest.raises(LlmError) as info:
         list(_remote(url).stream(QUESTION))
@@ -156,13 +159,13 @@ def test_http_401_names_the_key_setting(fake_endpoint) -> None:  # type: ignore[
     assert SECRET not in msg and "\n" not in msg
 
 
-def test_http_404_model_names_the_model_setting(fake_endpoint) -> None:  # type: ignore[no-untyped-def]
+def test_http_404_model_names_the_model_setting(fake_endpoint: Callable[..., str]) -> None:
     url = fake_endpoint(404, {"error": {"message": "The model `m` does not exist"}})
     with pytest.raises(LlmError, match=r"has no model 'm' \(HTTP 404\); set \[llm\] model"):
         _remote(url).chat(QUESTION)
 
 
-def test_timeout_is_reported(fake_endpoint) -> None:  # type: ignore[no-untyped-def]
+def test_timeout_is_reported(fake_endpoint: Callable[..., str]) -> None:
     url = fake_endpoint(200, {}, delay=4.0)
     start = time.monotonic()
     with pytest.raises(LlmError) as info:
@@ -213,9 +216,6 @@ def test_missing_part_packages_are_named(tmp_path: Path) -> None:
 
 def test_split_model_is_assembled_and_verified(tmp_path: Path) -> None:
     """The real assembly path on a tiny split model built from two temp packages."""
-    import hashlib
-    import sys
-
     pkgs = tmp_path / "site"
     data = [b"hello ", b"world"]
     for i, chunk in enumerate(data, 1):
@@ -255,3 +255,33 @@ def test_server_crash_shows_log_tail(tmp_path: Path) -> None:
     assert "exited with code" in msg and "broken.gguf" in msg and "llm-server.log" in msg
     assert "\n" not in msg
     client.close()
+
+
+_ORPHAN_SCRIPT = """
+import sys, time
+from pathlib import Path
+from rag.config import LlmConfig
+from rag.llm import LlmClient
+client = LlmClient(LlmConfig(local_model="smollm2-135m-instruct", threads=1, context_tokens=512), Path(sys.argv[1]), environ={})
+client.chat([{"role": "user", "content": "hi"}], max_tokens=1)
+print(client._server.process.pid, flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
+def test_killed_parent_does_not_leave_server_running(tmp_path: Path) -> None:
+    repo = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    parent = subprocess.Popen([sys.executable, "-c", _ORPHAN_SCRIPT, str(tmp_path)], stdout=subprocess.PIPE, env=env)
+    try:
+        assert parent.stdout is not None
+        server_pid = int(parent.stdout.readline())
+        assert _pid_alive(server_pid)
+    finally:
+        parent.kill()  # SIGKILL: no atexit, no cleanup in the parent
+        parent.wait()
+    deadline = time.monotonic() + 15
+    while _pid_alive(server_pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _pid_alive(server_pid)
