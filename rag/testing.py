@@ -8,7 +8,8 @@ collects it) and provide two fixtures:
   collection (ideally with a few Markdown files, so the filter checks have
   something to filter);
 * ``contract_queries``: a few queries that your retriever is expected to answer
-  with at least one chunk on that collection.
+  with at least one chunk on that collection. Include a broad one that matches
+  many chunks with different scores, or the order checks have little to check.
 
 Example::
 
