@@ -67,6 +67,10 @@ class Searcher:
         rerank: bool | None = None,
     ) -> None:
         self.settings = settings
+        if settings.embedding.query_threads:
+            import torch
+
+            torch.set_num_threads(settings.embedding.query_threads)
         self.ctx = RetrieverContext(settings, home, collection)
         if self.ctx.store.count() == 0:
             raise StoreError(

@@ -71,6 +71,24 @@ class VectorStore(Protocol):
     def drop(self) -> None: ...
 
 
+def _build_filter(
+    match: Match | None, must_not: Match | None, make_filter: Any, any_of: Any, equals: Any
+) -> Any:
+    """Translate neutral matches into a backend's Filter (a list value matches any of its items)."""
+
+    def conditions(m: Match | None) -> list[Any] | None:
+        if not m:
+            return None
+        return [
+            any_of(key, list(value)) if isinstance(value, (list, tuple)) else equals(key, value)
+            for key, value in m.items()
+        ]
+
+    if not match and not must_not:
+        return None
+    return make_filter(must=conditions(match), must_not=conditions(must_not))
+
+
 def _stale_condition(source: str, keep_file_hash: str | None) -> tuple[dict[str, str], dict[str, str] | None]:
     return {"source": source}, ({"file_hash": keep_file_hash} if keep_file_hash else None)
 
@@ -138,21 +156,11 @@ class EdgeStore:
 
     def _filter(self, match: Match | None, must_not: Match | None = None) -> Any:
         qe = self._qe
-
-        def conditions(m: Match | None) -> list[Any] | None:
-            if not m:
-                return None
-            out = []
-            for key, value in m.items():
-                if isinstance(value, (list, tuple)):
-                    out.append(qe.FieldCondition(key=key, match=qe.MatchAny(list(value))))
-                else:
-                    out.append(qe.FieldCondition(key=key, match=qe.MatchValue(value)))
-            return out
-
-        if not match and not must_not:
-            return None
-        return qe.Filter(must=conditions(match), must_not=conditions(must_not))
+        return _build_filter(
+            match, must_not, qe.Filter,
+            lambda key, values: qe.FieldCondition(key=key, match=qe.MatchAny(values)),
+            lambda key, value: qe.FieldCondition(key=key, match=qe.MatchValue(value)),
+        )
 
     def upsert(self, points: Sequence[StoredPoint]) -> None:
         """Insert or replace points by id."""
@@ -329,21 +337,11 @@ class ServerStore:
 
     def _filter(self, match: Match | None, must_not: Match | None = None) -> Any:
         m = self._models
-
-        def conditions(mt: Match | None) -> list[Any] | None:
-            if not mt:
-                return None
-            out = []
-            for key, value in mt.items():
-                if isinstance(value, (list, tuple)):
-                    out.append(m.FieldCondition(key=key, match=m.MatchAny(any=list(value))))
-                else:
-                    out.append(m.FieldCondition(key=key, match=m.MatchValue(value=value)))
-            return out
-
-        if not match and not must_not:
-            return None
-        return m.Filter(must=conditions(match), must_not=conditions(must_not))
+        return _build_filter(
+            match, must_not, m.Filter,
+            lambda key, values: m.FieldCondition(key=key, match=m.MatchAny(any=values)),
+            lambda key, value: m.FieldCondition(key=key, match=m.MatchValue(value=value)),
+        )
 
     def upsert(self, points: Sequence[StoredPoint]) -> None:
         """Insert or replace points by id (waits for the server to apply them)."""
