@@ -281,23 +281,27 @@ class Ingestor:
         _fault("after_pending")
         chunks = [c for w in group for c in w.chunks]
         existing = store.vectors([c.id for c in chunks])
-        missing = [c for c in chunks if c.id not in existing]
-        dense: dict[str, Sequence[float]] = {cid: v[0] for cid, v in existing.items()}
+        hashes = {w.found.source: w.file_hash for w in group}
+        k1, b = self.settings.bm25.k1, self.settings.bm25.b
+
+        def upsert(part: Sequence[Chunk], vectors: Sequence[Sequence[float]]) -> None:
+            for start in range(0, len(part), UPSERT_BATCH):
+                points = []
+                for c, vector in zip(part[start:start + UPSERT_BATCH], vectors[start:start + UPSERT_BATCH]):
+                    idx, val = bm25_document_weights(self.analyzer.tokens(c.text), avgdl, k1, b)
+                    points.append(StoredPoint(c.id, vector, idx, val, c.payload(hashes[c.source])))
+                store.upsert(points)
+                _fault("mid_upsert")
+
+        reused = [c for c in chunks if c.id in existing]
+        upsert(reused, [existing[c.id][0] for c in reused])
+        # Longest first, as SentenceTransformer.encode orders a batch: similar lengths pad least.
+        missing = sorted((c for c in chunks if c.id not in existing), key=lambda c: -len(c.text))
         step = max(self.settings.embedding.batch_size * 16, 256)
         for start in range(0, len(missing), step):
             part = missing[start:start + step]
-            for chunk, vector in zip(part, self.embedder.embed([c.text for c in part])):
-                dense[chunk.id] = vector
+            upsert(part, list(self.embedder.embed([c.text for c in part])))
             self.progress.embedded(len(part))
-        hashes = {w.found.source: w.file_hash for w in group}
-        k1, b = self.settings.bm25.k1, self.settings.bm25.b
-        for start in range(0, len(chunks), UPSERT_BATCH):
-            points = []
-            for c in chunks[start:start + UPSERT_BATCH]:
-                idx, val = bm25_document_weights(self.analyzer.tokens(c.text), avgdl, k1, b)
-                points.append(StoredPoint(c.id, dense[c.id], idx, val, c.payload(hashes[c.source])))
-            store.upsert(points)
-            _fault("mid_upsert")
         store.flush()
         _fault("after_upsert")
         for w in group:
