@@ -89,9 +89,11 @@ class RetrievalConfig(_Section):
     """Which retriever answers queries, and how hybrid fuses its parts."""
 
     retriever: str = Field("hybrid", description="Default retriever: hybrid, dense, bm25, sparse, or a plugin's name.")
-    hybrid: list[str] = Field(["dense", "bm25"], description="Retrievers fused by 'hybrid'.")
+    hybrid: list[str] = Field(["dense", "sparse"], description="Retrievers fused by 'hybrid'.")
     weights: dict[str, float] = Field({}, description="Fusion weight per retriever (default 1.0), e.g. {dense = 1.0, bm25 = 0.7}.")
-    fusion: Literal["rrf", "score"] = Field("rrf", description="rrf: weighted reciprocal rank fusion; score: min-max normalised scores.")
+    fusion: Literal["rrf", "score"] = Field(
+        "score", description="score: weighted min-max normalised scores; rrf: weighted reciprocal rank fusion."
+    )
     rrf_k: float = Field(60.0, gt=0)
     candidates: int = Field(100, ge=1, le=10_000, description="How many results each fused retriever contributes.")
 

@@ -51,7 +51,7 @@ def test_ingest_status_search_json(tmp_path: Path, docs: Path) -> None:
     result = json.loads(found.stdout)
     first = result["results"][0]
     assert first["source"].endswith("pests.html") and first["rank"] == 1
-    assert set(first["scores"]) == {"dense", "bm25", "hybrid"}
+    assert set(first["scores"]) == {"dense", "sparse", "hybrid"}
     for key in ("chunk_id", "page", "text", "score"):
         assert key in first
 

@@ -55,7 +55,7 @@ def test_each_retriever_finds_the_obvious_passage(collection, rag_home, name) ->
     assert "Spider mites" in top.text and top.source.endswith("pests.html")
     assert name in top.ranks and top.ranks[name] >= 1
     if name == "hybrid":
-        assert {"dense", "bm25", "hybrid"} <= set(top.scores)
+        assert {"dense", "sparse", "hybrid"} <= set(top.scores)
 
 
 def test_filters_apply_inside_the_store(collection, rag_home) -> None:  # type: ignore[no-untyped-def]

@@ -75,8 +75,8 @@ class TestHybrid(BuiltIn):
         """Each fused result keeps the rank and score of the parts that found it."""
         results = retriever.retrieve(QUERIES[0], 5)
         assert results
-        assert all({"dense", "bm25"} & set(r.ranks) for r in results)
-        assert results[0].ranks.keys() >= {"dense", "bm25", "hybrid"}
+        assert all({"dense", "sparse"} & set(r.ranks) for r in results)
+        assert results[0].ranks.keys() >= {"dense", "sparse", "hybrid"}
         assert all(r.score == r.scores["hybrid"] for r in results)
 
 
