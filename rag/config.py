@@ -105,6 +105,8 @@ class RerankConfig(_Section):
     model: str = Field("", description="Cross-encoder id or path; empty: the reranker shipped with rag, if any.")
     top_n: int = Field(20, ge=1, le=1000, description="How many fused results are reranked.")
     batch_size: int = Field(32, ge=1, le=1024)
+    max_length: int = Field(256, ge=16, le=8192, description="Tokens per (query, passage) pair; longer pairs are truncated.")
+    threads: int = Field(2, ge=0, le=256, description="CPU threads while reranking; 0 keeps torch's default.")
 
 
 class LlmConfig(_Section):

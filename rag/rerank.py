@@ -31,7 +31,9 @@ def default_model() -> str:
 class Reranker:
     """A loaded cross-encoder that scores (query, passage) pairs."""
 
-    def __init__(self, model: str, batch_size: int = 32, device: str = "cpu") -> None:
+    def __init__(
+        self, model: str, batch_size: int = 32, device: str = "cpu", max_length: int = 256, threads: int = 0
+    ) -> None:
         from rag.embed import prepare_offline, resolve_model
 
         target, offline = resolve_model(model, setting="[rerank] model")
@@ -39,19 +41,28 @@ class Reranker:
         try:
             from sentence_transformers import CrossEncoder
 
-            self.model: Any = CrossEncoder(target, device=device)
+            self.model: Any = CrossEncoder(target, device=device, max_length=max_length)
         except Exception as exc:  # noqa: BLE001 - any loader failure becomes one clear message
             raise ModelLoadError(
                 f"cannot load cross-encoder {model!r}: {type(exc).__name__}: {exc}; set [rerank] model"
             ) from None
         self.name = model
         self.batch_size = batch_size
+        self.threads = threads
 
     def scores(self, query: str, texts: Sequence[str]) -> list[float]:
         """Relevance score of each text for the query (higher is better)."""
         if not texts:
             return []
-        out = self.model.predict([(query, t) for t in texts], batch_size=self.batch_size, show_progress_bar=False)
+        import torch
+
+        previous = torch.get_num_threads()
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        try:
+            out = self.model.predict([(query, t) for t in texts], batch_size=self.batch_size, show_progress_bar=False)
+        finally:
+            torch.set_num_threads(previous)
         return [float(x) for x in out]
 
     def rerank(self, query: str, chunks: Sequence[ScoredChunk], top_n: int) -> list[ScoredChunk]:
@@ -72,16 +83,16 @@ class Reranker:
 
 
 @lru_cache(maxsize=4)
-def _load(model: str, batch_size: int) -> Reranker | str:
+def _load(model: str, batch_size: int, max_length: int, threads: int) -> Reranker | str:
     try:
-        return Reranker(model, batch_size)
+        return Reranker(model, batch_size, max_length=max_length, threads=threads)
     except ModelLoadError as exc:
         return str(exc)
 
 
 def get_reranker(config: RerankConfig) -> tuple[Reranker | None, str | None]:
     """The configured reranker, or (None, why) when none can be loaded; loads once per process."""
-    loaded = _load(config.model or default_model(), config.batch_size)
+    loaded = _load(config.model or default_model(), config.batch_size, config.max_length, config.threads)
     if isinstance(loaded, str):
         return None, f"{loaded}; results keep the fused order (no reranking)"
     return loaded, None
