@@ -242,6 +242,34 @@ def eval_beir(obj: Context, folder: str, split: str, retriever: str | None, no_r
             click.echo(f"{key:>15}: {out[key]}")
 
 
+@eval_group.command("import")
+@click.argument("kind", type=click.Choice(["beir", "hotpotqa", "clapnq"]))
+@click.argument("src", type=click.Path())
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for suite.jsonl and docs/.")
+@click.option("--overwrite", is_flag=True, help="Replace suite.jsonl and docs/ in a non-empty --out.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@handle_errors
+def eval_import(kind: str, src: str, out: str, overwrite: bool, as_json: bool) -> None:
+    """Write an evaluation suite (suite.jsonl) and a folder of documents to ingest from a public set.
+
+    \b
+    Example:
+      rag eval import hotpotqa ../shared/data/hotpotqa-dev-500 --out ~/suites/hotpotqa
+      rag ingest ~/suites/hotpotqa/docs --collection hotpotqa
+    """
+    import dataclasses
+
+    from evals.importers import import_suite
+
+    summary = import_suite(kind, Path(src), Path(out), overwrite=overwrite)
+    info = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(summary).items()}
+    if as_json:
+        click.echo(json.dumps(info))
+    else:
+        for key, value in info.items():
+            click.echo(f"{key:>18}: {value}")
+
+
 @main.group()
 def bench() -> None:
     """Benchmarks that print measured figures and ratios against a baseline."""
