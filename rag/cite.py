@@ -1,0 +1,116 @@
+"""Citations in generated answers: parse ``[n]`` markers, drop invalid ones, split into sentences.
+
+The model is asked to cite numbered sources inline as ``[1]`` or ``[1, 3]``. Every
+marker must name a real source: markers outside 1..N are removed from the text and
+reported. Each answer sentence keeps the sources it cites, so it can be checked
+against them (see the answering stage).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_MARKER = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
+# A sentence ends at . ! ? (optionally followed by citation markers and closing quotes) before
+# whitespace; abbreviations like "e.g." are rare enough in answers to accept the occasional split.
+_SENTENCE_END = re.compile(r"(?<=[.!?])((?:\s*\[[\d,;\s]+\])*)[\"')\]]*\s+(?=[A-Z0-9\"'(\[])")
+
+REFUSAL = "The documents do not say."
+_REFUSAL_PATTERNS = (
+    "the documents do not say",
+    "the documents don't say",
+    "the sources do not say",
+    "the sources don't say",
+    "the documents do not contain",
+    "the sources do not contain",
+    "not mentioned in the sources",
+    "not mentioned in the documents",
+    "i don't know",
+    "i do not know",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CitedSentence:
+    """One sentence of an answer, its text without markers, and the sources it cites (1-based)."""
+
+    text: str
+    sources: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedAnswer:
+    """An answer with invalid markers removed, split into cited sentences."""
+
+    text: str
+    sentences: tuple[CitedSentence, ...]
+    invalid: tuple[int, ...]
+
+    @property
+    def cited(self) -> tuple[int, ...]:
+        """Every valid source number cited anywhere, in order of first use."""
+        seen: dict[int, None] = {}
+        for sentence in self.sentences:
+            for n in sentence.sources:
+                seen.setdefault(n, None)
+        return tuple(seen)
+
+
+def _numbers(group: str) -> list[int]:
+    return [int(x) for x in re.split(r"\s*[,;]\s*", group.strip()) if x]
+
+
+def strip_invalid(answer: str, n_sources: int) -> tuple[str, tuple[int, ...]]:
+    """Remove citation numbers outside 1..n_sources; returns the cleaned text and the removed numbers."""
+    invalid: list[int] = []
+
+    def fix(match: re.Match[str]) -> str:
+        numbers = _numbers(match.group(1))
+        good = [n for n in numbers if 1 <= n <= n_sources]
+        invalid.extend(n for n in numbers if not 1 <= n <= n_sources)
+        if not good:
+            return ""
+        return f" [{', '.join(str(n) for n in good)}]"
+
+    return _MARKER.sub(fix, answer), tuple(invalid)
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split an answer into sentences, keeping each sentence's trailing citation markers with it."""
+    text = text.strip()
+    if not text:
+        return []
+    out: list[str] = []
+    start = 0
+    for match in _SENTENCE_END.finditer(text):
+        end = match.end(1) if match.group(1) else match.start()
+        piece = text[start:end].strip()
+        if piece:
+            out.append(piece)
+        start = match.end()
+    tail = text[start:].strip()
+    if tail:
+        out.append(tail)
+    return out
+
+
+def parse_answer(answer: str, n_sources: int) -> ParsedAnswer:
+    """Validate the markers of ``answer`` against ``n_sources`` numbered sources and split it."""
+    cleaned, invalid = strip_invalid(answer, n_sources)
+    sentences = []
+    for sentence in split_sentences(cleaned):
+        numbers: dict[int, None] = {}
+        for match in _MARKER.finditer(sentence):
+            for n in _numbers(match.group(1)):
+                numbers.setdefault(n, None)
+        plain = _MARKER.sub("", sentence).strip()
+        if plain:
+            sentences.append(CitedSentence(plain, tuple(numbers)))
+    return ParsedAnswer(cleaned.strip(), tuple(sentences), invalid)
+
+
+def is_refusal(answer: str) -> bool:
+    """Whether the answer says the documents do not contain the answer."""
+    head = " ".join(answer.lower().split())[:200]
+    return any(p in head for p in _REFUSAL_PATTERNS)
