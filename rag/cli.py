@@ -174,6 +174,50 @@ def search(obj: Context, query: str, k: int, collection: str, retriever: str | N
     print_search(result, explain)
 
 
+@main.command()
+@click.argument("question")
+@click.option("--collection", "-c", default="default", show_default=True)
+@click.option("--retriever", "-r", default=None, help="hybrid (default), dense, bm25, sparse, or a plugin's name.")
+@click.option("--explain", is_flag=True, help="Also show the query, route, per-sentence checks and timings.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of streaming.")
+@click.pass_obj
+@handle_errors
+def ask(obj: Context, question: str, collection: str, retriever: str | None, explain: bool, as_json: bool) -> None:
+    """Answer QUESTION from a collection, citing the passages it used as [n].
+
+    The LLM is [llm] base_url (any OpenAI-compatible endpoint) or, when that is
+    empty, a local llama.cpp server started for this command.
+
+    \b
+    Example:
+      rag ask "how often should I water succulents?"
+      rag ask "what changed in the 2024 policy?" --collection policies --json
+    """
+    from rag.answer import Answerer
+    from rag.errors import ConfigError
+
+    if not question.strip():
+        raise ConfigError("empty question; type what you want to know")
+    answerer = Answerer(obj.settings, obj.home, collection, retriever=retriever)
+    try:
+        def echo_token(delta: str) -> None:
+            click.echo(delta, nl=False)
+            sys.stdout.flush()
+
+        answer = answerer.ask(question, on_token=None if as_json else echo_token)
+    finally:
+        answerer.close()
+    for note in answer.notes:
+        click.echo(f"rag: note: {note}", err=True)
+    if as_json:
+        click.echo(json.dumps(answer.as_dict(), ensure_ascii=False))
+        return
+    from rag.progress import print_answer_sources
+
+    click.echo("")
+    print_answer_sources(answer, explain)
+
+
 @main.group()
 def config() -> None:
     """Show or create the configuration file."""

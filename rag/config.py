@@ -109,6 +109,14 @@ class RerankConfig(_Section):
     threads: int = Field(2, ge=0, le=256, description="CPU threads while reranking; 0 keeps torch's default.")
 
 
+class AnswerConfig(_Section):
+    """Grounded answering: how many passages the model reads and how answers are checked."""
+
+    k: int = Field(5, ge=1, le=50, description="Passages given to the model as numbered sources.")
+    check_support: bool = Field(True, description="Judge each cited sentence against its sources with the LLM.")
+    support_threshold: float = Field(0.5, ge=0, le=1, description="P(yes) at or above which a sentence counts as supported.")
+
+
 class LlmConfig(_Section):
     """The generative model, reached only through the openai client (any OpenAI-compatible endpoint)."""
 
@@ -138,6 +146,7 @@ class Settings(_Section):
     bm25: Bm25Config = Bm25Config()
     retrieval: RetrievalConfig = RetrievalConfig()
     rerank: RerankConfig = RerankConfig()
+    answer: AnswerConfig = AnswerConfig()
     llm: LlmConfig = LlmConfig()
 
 

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from ingest.pipeline import IngestReport
 from rag.search import SearchResult
+from rag.answer import Answer
 
 stderr = Console(stderr=True)
 stdout = Console()
@@ -122,3 +123,22 @@ def print_search(result: "SearchResult", explain: bool) -> None:
             table.add_row(*cells)
         stdout.print(table)
         stdout.print("timings: " + ", ".join(f"{k} {v:.1f} ms" for k, v in result.timings_ms.items()))
+
+
+def print_answer_sources(answer: "Answer", explain: bool) -> None:
+    """After a streamed answer: the cited sources with path, page and the cited span."""
+    if answer.citations:
+        stdout.print("\n[bold]Sources[/]")
+        for c in answer.citations:
+            chunk = answer.sources[c.n - 1]
+            where = c.source + (f", page {c.page}" if c.page is not None else "")
+            mark = {True: "[green]supported[/]", False: "[red]not supported[/]", None: ""}[c.supported]
+            stdout.print(f"[{c.n}] [cyan]{where}[/] chars {c.start}-{c.end} {mark}", highlight=False)
+            snippet = " ".join(chunk.text.split())
+            stdout.print("    " + snippet[:240] + ("…" if len(snippet) > 240 else ""), markup=False, highlight=False)
+    if explain:
+        stdout.print(f"\nquery: {answer.queries[0]}\nroute: {', '.join(answer.route)}")
+        for s in answer.sentences:
+            verdict = {True: "supported", False: "NOT supported", None: "not checked"}[s.supported]
+            stdout.print(f"  - {verdict} {list(s.sources)}: {s.text}", markup=False, highlight=False)
+        stdout.print("timings: " + ", ".join(f"{k} {v:.2f}" for k, v in answer.timings.items()))

@@ -1,0 +1,71 @@
+"""`rag ask`: retrieval + the tiny packaged LLM through a real llama.cpp server, citations validated."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from ingest.pipeline import Ingestor
+from rag.answer import Answerer
+from rag.config import LlmConfig, Settings
+from rag.errors import RagError
+from rag.llm import LlmClient
+from tests.test_cli import one_line_error, rag
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def tiny_llm(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """SmolLM2-135M served by a real local llama.cpp server (answers are poor; the path is real)."""
+    home = tmp_path_factory.mktemp("llm-home")
+    client = LlmClient(LlmConfig(local_model="smollm2-135m-instruct", threads=1, context_tokens=4096,
+                                 max_tokens=96), home)
+    yield client
+    client.close()
+
+
+def test_ask_returns_checked_citations(settings: Settings, rag_home: Path, embedder, docs: Path, tiny_llm) -> None:  # type: ignore[no-untyped-def]
+    Ingestor(settings, rag_home, embedder=embedder).run([docs])
+    answerer = Answerer(settings, rag_home, llm=tiny_llm, rerank=False)
+    streamed: list[str] = []
+    try:
+        answer = answerer.ask("How often should succulents be watered?", on_token=streamed.append)
+    finally:
+        answerer.searcher.close()
+    assert answer.answer and "".join(streamed).strip().startswith(answer.answer.split()[0])
+    assert 1 <= len(answer.sources) <= settings.answer.k
+    n_sources = len(answer.sources)
+    assert all(1 <= c.n <= n_sources for c in answer.citations)
+    for c in answer.citations:
+        chunk = answer.sources[c.n - 1]
+        assert (c.chunk_id, c.source, c.start, c.end) == (chunk.chunk_id, chunk.source, chunk.payload["start"],
+                                                        chunk.payload["end"])
+    for s in answer.sentences:
+        assert all(1 <= n <= n_sources for n in s.sources)
+        assert s.supported is None or (s.sources and 0.0 <= (s.support_probability or 0.0) <= 1.0)
+    data = answer.as_dict()
+    for key in ("answer", "refused", "citations", "sources", "queries", "route", "timings"):
+        assert key in data
+    assert data["timings"]["first_token_s"] > 0 and json.dumps(data)
+
+
+def test_endpoint_down_is_one_line(tmp_path: Path, docs: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    home = tmp_path / "h"
+    assert rag(home, "ingest", str(docs)).returncode == 0
+    proc = rag(home, "ask", "How often to water?", env={"RAG_LLM_BASE_URL": f"http://127.0.0.1:{port}/v1",
+                                                         "RAG_LLM_MODEL": "x", "RAG_RERANK_ENABLED": "false"})
+    assert proc.returncode == 1
+    line = one_line_error(proc)
+    assert f"127.0.0.1:{port}" in line and "RAG_LLM_BASE_URL" in line
+
+
+def test_empty_collection_says_ingest_first(settings: Settings, rag_home: Path) -> None:
+    with pytest.raises(RagError, match="run `rag ingest"):
+        Answerer(settings, rag_home, collection="nothing-here", llm=object())
