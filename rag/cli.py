@@ -218,6 +218,77 @@ def ask(obj: Context, question: str, collection: str, retriever: str | None, exp
     print_answer_sources(answer, explain)
 
 
+@main.command()
+@click.option("--collection", "-c", default="default", show_default=True)
+@click.option("--retriever", "-r", default=None, help="hybrid (default), dense, bm25, sparse, or a plugin's name.")
+@click.option("--explain", is_flag=True, help="Show the rewritten query and timings after each answer.")
+@click.pass_obj
+@handle_errors
+def chat(obj: Context, collection: str, retriever: str | None, explain: bool) -> None:
+    """Talk with a collection in the terminal; answers stream with citations.
+
+    Follow-up questions are rewritten into standalone queries using the
+    conversation. Type /help for commands; Ctrl-C stops the current answer,
+    Ctrl-D or /quit leaves.
+
+    \b
+    Example:
+      rag chat --collection notes
+    """
+    from rag.answer import Answerer
+    from rag.chat import HELP, ChatSession
+    from rag.home import list_collections
+    from rag.progress import print_answer_sources
+
+    answerer = Answerer(obj.settings, obj.home, collection, retriever=retriever)
+    session = ChatSession(answerer)
+    click.echo(f"chatting with '{collection}' ({answerer.llm.endpoint}); /help for commands", err=True)
+    try:
+        while True:
+            try:
+                line = input("> ").strip()
+            except EOFError:
+                break
+            except KeyboardInterrupt:
+                click.echo("\n(Ctrl-D or /quit to leave)", err=True)
+                continue
+            if not line:
+                continue
+            if line in ("/quit", "/exit"):
+                break
+            if line == "/help":
+                click.echo(HELP)
+            elif line == "/reset":
+                session.reset()
+                click.echo("(conversation cleared)")
+            elif line == "/collections":
+                click.echo("\n".join(list_collections(obj.home)) or "(none)")
+            elif line == "/sources":
+                if session.last is None:
+                    click.echo("(no answer yet)")
+                else:
+                    for n, chunk in enumerate(session.last.sources, 1):
+                        where = chunk.source + (f", page {chunk.page}" if chunk.page is not None else "")
+                        click.echo(f"[{n}] {where}: {' '.join(chunk.text.split())[:200]}")
+            elif line.startswith("/"):
+                click.echo(f"unknown command {line}; /help lists them", err=True)
+            else:
+                try:
+                    answer = session.turn(line, on_token=lambda d: (click.echo(d, nl=False), sys.stdout.flush()))
+                except KeyboardInterrupt:
+                    click.echo("\n(answer stopped)", err=True)
+                    continue
+                except RagError as exc:
+                    click.echo(f"\nrag: error: {exc}", err=True)
+                    continue
+                click.echo("")
+                for note in answer.notes:
+                    click.echo(f"rag: note: {note}", err=True)
+                print_answer_sources(answer, explain)
+    finally:
+        answerer.close()
+
+
 @main.group()
 def config() -> None:
     """Show or create the configuration file."""

@@ -69,3 +69,30 @@ def test_endpoint_down_is_one_line(tmp_path: Path, docs: Path) -> None:
 def test_empty_collection_says_ingest_first(settings: Settings, rag_home: Path) -> None:
     with pytest.raises(RagError, match="run `rag ingest"):
         Answerer(settings, rag_home, collection="nothing-here", llm=object())
+
+
+def test_chat_session_commands(tmp_path: Path, docs: Path) -> None:
+    home = tmp_path / "h"
+    assert rag(home, "ingest", str(docs)).returncode == 0
+    script = "/help\nHow often should succulents be watered?\nand in winter?\n/sources\n/collections\n/bogus\n/reset\n/quit\n"
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "rag.cli", "--home", str(home), "chat"], input=script, capture_output=True, text=True,
+        timeout=600,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO), "RAG_LLM_LOCAL_MODEL": "smollm2-135m-instruct",
+             "RAG_LLM_THREADS": "1", "RAG_LLM_MAX_TOKENS": "64", "RAG_RERANK_ENABLED": "false",
+             "RAG_ANSWER_CHECK_SUPPORT": "false"},
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    assert "/sources      the passages behind the last answer" in proc.stdout
+    screen = proc.stdout.replace("> ", "\n")  # the prompt shares a line with the next output
+    assert "\n[1] " + str(docs) in screen  # /sources lists passages with their paths
+    assert "\ndefault\n" in screen  # /collections
+    assert "unknown command /bogus" in proc.stderr
+    assert "(conversation cleared)" in proc.stdout
