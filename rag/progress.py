@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import time
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ingest.pipeline import IngestReport
-from rag.search import SearchResult
-from rag.answer import Answer
+
+if TYPE_CHECKING:  # only for annotations: keep `rag ingest` from importing the search stack
+    from rag.answer import Answer
+    from rag.search import SearchResult
 
 stderr = Console(stderr=True)
 stdout = Console()

@@ -143,7 +143,5 @@ def search(
     searcher = Searcher(settings, home, collection, retriever, rerank)
     try:
         return searcher.search(query, k, flt)
-    except RagError:
-        raise
     finally:
         searcher.close()
