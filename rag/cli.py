@@ -417,6 +417,9 @@ def bench_ingest(obj: Context, folder: str, as_json: bool) -> None:
             click.echo(f"{key:>24}: {value}")
 
 
+from rag import cli_tune  # noqa: E402,F401  (registers `rag tune`)
+
+
 def run() -> None:
     """Console-script entry point."""
     main(prog_name="rag")

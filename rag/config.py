@@ -107,6 +107,10 @@ class RerankConfig(_Section):
     batch_size: int = Field(32, ge=1, le=1024)
     max_length: int = Field(256, ge=16, le=8192, description="Tokens per (query, passage) pair; longer pairs are truncated.")
     threads: int = Field(2, ge=0, le=256, description="CPU threads while reranking; 0 keeps torch's default.")
+    blend: float | None = Field(
+        None, ge=0.0, le=1.0,
+        description="Weight of the cross-encoder against the fused score (1: cross-encoder only); "
+        "empty: the value a `rag tune` model recommends, else 1.")
 
 
 class AnswerConfig(_Section):
@@ -115,6 +119,39 @@ class AnswerConfig(_Section):
     k: int = Field(5, ge=1, le=50, description="Passages given to the model as numbered sources.")
     check_support: bool = Field(True, description="Judge each cited sentence against its sources with the LLM.")
     support_threshold: float = Field(0.5, ge=0, le=1, description="P(yes) at or above which a sentence counts as supported.")
+
+
+class QueryConfig(_Section):
+    """Query expansion before retrieval (in chat, follow-ups are first rewritten into standalone queries)."""
+
+    expand: Literal["none", "multi", "hyde"] = Field(
+        "none", description="none; multi: the LLM writes n alternative queries; hyde: the LLM writes a hypothetical "
+        "passage, searched by meaning. Results are fused with the query's own (RRF).",
+    )
+    n: int = Field(3, ge=1, le=10, description="How many alternative queries expand = multi asks for.")
+
+
+class RouteConfig(_Section):
+    """Which collection(s) a question goes to when --collection is not given and collections have descriptions."""
+
+    mode: Literal["none", "embedding", "llm"] = Field(
+        "embedding", description="none: the 'default' collection; embedding: cosine between the query and each "
+        "collection's description; llm: the LLM picks from the descriptions (embedding if its reply names none).",
+    )
+    margin: float = Field(0.05, ge=0, le=2, description="Embedding mode: also search collections this close to the best cosine.")
+    max_collections: int = Field(3, ge=1, le=50, description="At most this many collections per question.")
+
+
+class MultihopConfig(_Section):
+    """Retrieval in several hops for questions whose evidence is spread over passages that link to each other."""
+
+    mode: Literal["off", "expand", "llm"] = Field(
+        "off", description="off; expand: each hop searches again with the question plus a top passage (no LLM); "
+        "llm: the LLM reads the evidence and writes the next query, or says it has enough.",
+    )
+    max_hops: int = Field(2, ge=1, le=5, description="Retrieval rounds per question, the first included.")
+    branches: int = Field(3, ge=1, le=20, description="expand: how many top passages of a hop seed the next hop.")
+    keep: int = Field(2, ge=0, le=50, description="How many first-hop passages stay at the top of the merged evidence.")
 
 
 class LlmConfig(_Section):
@@ -147,6 +184,9 @@ class Settings(_Section):
     retrieval: RetrievalConfig = RetrievalConfig()
     rerank: RerankConfig = RerankConfig()
     answer: AnswerConfig = AnswerConfig()
+    query: QueryConfig = QueryConfig()
+    route: RouteConfig = RouteConfig()
+    multihop: MultihopConfig = MultihopConfig()
     llm: LlmConfig = LlmConfig()
 
 

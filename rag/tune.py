@@ -1,0 +1,241 @@
+"""``rag tune reranker``: fine-tune a cross-encoder on your questions, with mined hard negatives.
+
+Stages: read the training sources (rag.tune_data), index each corpus and mine hard
+negatives with the hybrid retriever (rag.tune_mine), train a sentence-transformers
+``CrossEncoder`` with binary cross-entropy on (question, passage, 0/1) pairs while a
+held-out slice of the questions decides early stopping, then choose how much of the
+hybrid score to keep beside the cross-encoder's (the blend) on that same held-out
+slice, and save. Checkpoints go to ``OUT/checkpoints``: a rerun resumes from the last.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from evals.metrics import ndcg_at_k
+from rag.config import Settings
+from rag.errors import ConfigError
+from rag.rerank import blended
+from rag.tune_data import TrainData, load_train_data, split_heldout
+from rag.tune_mine import Mined, collection_for, index_corpus, mine
+
+BLEND_GRID = tuple(round(x * 0.1, 1) for x in range(11))
+
+
+@dataclass(frozen=True, slots=True)
+class TuneOptions:
+    """Settings of one ``rag tune reranker`` run."""
+
+    sources: tuple[str, ...]
+    out: Path
+    base: str = "all-MiniLM-L6-v2"
+    split: str = "train"
+    epochs: float = 1.0
+    batch_size: int = 16
+    learning_rate: float = 4e-5
+    max_length: int = 256
+    negatives: int = 3
+    depth: int = 30
+    heldout: float = 0.1
+    heldout_max: int = 100
+    per_file: int | None = None
+    max_queries: int | None = None
+    eval_steps: int | None = None
+    patience: int = 3
+    seed: int = 13
+    compact: bool = True
+    restart: bool = False
+    threads: int = 2
+
+
+def heldout_ndcg(items: Sequence[Mined], gold: dict[str, frozenset[str]], scores: Sequence[Sequence[float]] | None,
+                 blend: float = 1.0) -> float:
+    """Mean nDCG@10 over held-out questions (all gold sources count as relevant; None scores: hybrid order)."""
+    values = []
+    for i, m in enumerate(items):
+        fused = [c.fused for c in m.candidates]
+        final = np.asarray(fused) if scores is None else blended(fused, scores[i], blend)
+        order = sorted(range(len(m.candidates)), key=lambda j: (-final[j], j))
+        ranking = list(dict.fromkeys(m.candidates[j].source for j in order))
+        values.append(ndcg_at_k({s: 1 for s in gold[m.qid]}, ranking, 10))
+    return float(np.mean(values)) if values else 0.0
+
+
+def ce_scores(model: Any, items: Sequence[Mined], batch_size: int = 32) -> list[list[float]]:
+    """The cross-encoder's score of every candidate of every question."""
+    pairs = [(m.query, c.text) for m in items for c in m.candidates]
+    flat = model.predict(pairs, batch_size=batch_size, show_progress_bar=False) if pairs else []
+    out, i = [], 0
+    for m in items:
+        out.append([float(x) for x in flat[i:i + len(m.candidates)]])
+        i += len(m.candidates)
+    return out
+
+
+def _rows(items: Sequence[Mined]) -> dict[str, list[Any]]:
+    rows: dict[str, list[Any]] = {"query": [], "passage": [], "label": []}
+    for m in items:
+        for text, label in [(p, 1.0) for p in m.positives] + [(n, 0.0) for n in m.negatives]:
+            rows["query"].append(m.query)
+            rows["passage"].append(text)
+            rows["label"].append(label)
+    return rows
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """Mined training and held-out questions of every source, with their gold sources and corpora."""
+
+    train: list[Mined]
+    held: list[Mined]
+    gold: dict[str, frozenset[str]]
+    notes: list[dict[str, Any]]
+    data: list[TrainData]
+
+
+def prepare(opts: TuneOptions, settings: Settings, home: Path, say: Callable[[str], None]) -> Prepared:
+    """Load, index and mine every training source (questions are prefixed ``kind:name:`` to stay unique)."""
+    from tqdm.auto import tqdm
+
+    out = Prepared([], [], {}, [], [])
+    heldout_share = max(1, opts.heldout_max // max(1, len(opts.sources)))
+    for src in opts.sources:
+        data = load_train_data(src, opts.split, opts.per_file, opts.seed)
+        queries = data.queries[: opts.max_queries] if opts.max_queries else data.queries
+        if len(queries) < 2:
+            raise ConfigError(f"{src}: {len(queries)} question(s) with gold documents; rag tune needs at least 2")
+        say(f"{src}: {len(queries)} questions over {len(data.corpus)} documents; indexing in "
+            f"'{collection_for(data)}'")
+        collection, ingest = index_corpus(data, settings, home)
+        tr, ho = split_heldout(tuple(queries), opts.heldout, opts.seed)
+        ho = ho[:heldout_share]
+        with tqdm(total=len(tr) + len(ho), desc="mining hard negatives", unit="q") as bar:
+            mined = mine(data, tr + ho, settings, home, collection, depth=opts.depth, negatives=opts.negatives,
+                         seed=opts.seed, on_query=lambda: bar.update(1))
+        prefix = f"{data.kind}:{data.name}:"
+        by_id = {q.qid: q.gold for q in queries}
+        renamed = [Mined(prefix + m.qid, m.query, m.positives, m.negatives, m.candidates) for m in mined]
+        for m in renamed:
+            out.gold[m.qid] = by_id[m.qid[len(prefix):]]
+        out.train.extend(renamed[: len(tr)])
+        out.held.extend(renamed[len(tr):])
+        out.data.append(data)
+        out.notes.append({"source": str(src), "kind": data.kind, "collection": collection,
+                          "questions": len(queries), "train_questions": len(tr), "heldout_questions": len(ho),
+                          **ingest})
+    return out
+
+
+def tune_reranker(opts: TuneOptions, settings: Settings, home: Path, say: Callable[[str], None]) -> dict[str, Any]:
+    """Run the whole fine-tuning; returns the summary printed by the CLI and written to the model card."""
+    import torch
+
+    torch.set_num_threads(max(1, opts.threads))
+    random.seed(opts.seed)
+    np.random.seed(opts.seed)
+    started = time.perf_counter()
+    prep = prepare(opts, settings, home, say)
+    train, held, gold, sources = prep.train, prep.held, prep.gold, prep.notes
+    rows = _rows(train)
+    say(f"{len(rows['label'])} training pairs from {len(train)} questions "
+        f"({sum(rows['label']):.0f} positive); {len(held)} held-out questions")
+
+    from rag.ce_weights import new_cross_encoder, save_compact
+
+    model = new_cross_encoder(opts.base, opts.max_length, opts.seed)
+    for name, param in model.named_parameters():
+        if name.endswith("word_embeddings.weight"):
+            param.requires_grad = False  # keeps the shipped delta small and the vocabulary stable
+    before = heldout_ndcg(held, gold, ce_scores(model, held))
+    hybrid = heldout_ndcg(held, gold, None)
+    say(f"held-out nDCG@10: hybrid alone {hybrid:.4f}; cross-encoder before training {before:.4f}")
+
+    prepared = time.perf_counter()
+    _train(model, rows, held, opts, say)
+    trained = time.perf_counter()
+    after_scores = ce_scores(model, held)
+    after = heldout_ndcg(held, gold, after_scores)
+    blend_curve = {b: heldout_ndcg(held, gold, after_scores, b) for b in BLEND_GRID}
+    best_blend = max(BLEND_GRID, key=lambda b: (round(blend_curve[b], 6), b))
+    say(f"held-out nDCG@10 after training: cross-encoder {after:.4f}; blended with hybrid "
+        f"{blend_curve[best_blend]:.4f} at blend {best_blend}")
+
+    summary: dict[str, Any] = {
+        "sources": sources,
+        "base": opts.base,
+        "settings": {k: v for k, v in asdict(opts).items() if k not in ("out", "restart", "sources")},
+        "training_pairs": len(rows["label"]),
+        "heldout": {"questions": len(held), "ndcg@10_hybrid": round(hybrid, 4), "ndcg@10_before": round(before, 4),
+                    "ndcg@10_after": round(after, 4), "ndcg@10_blended": round(blend_curve[best_blend], 4),
+                    "blend_curve": {str(k): round(v, 4) for k, v in blend_curve.items()}},
+        "blend": best_blend,
+        "seconds": {"prepare": round(prepared - started, 1), "train": round(trained - prepared, 1)},
+    }
+    opts.out.mkdir(parents=True, exist_ok=True)
+    if opts.compact:
+        save_compact(model, opts.base, opts.out, summary)
+    else:
+        model.save_pretrained(str(opts.out))
+        (opts.out / "rag_tune.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    shutil.rmtree(opts.out / "checkpoints", ignore_errors=True)
+    return summary
+
+
+def _train(model: Any, rows: dict[str, list[Any]], held: Sequence[Mined], opts: TuneOptions,
+           say: Callable[[str], None]) -> None:
+    from datasets import Dataset
+    from sentence_transformers.cross_encoder import CrossEncoderTrainer, CrossEncoderTrainingArguments
+    from sentence_transformers.cross_encoder.evaluation import CrossEncoderRerankingEvaluator
+    from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
+    from transformers import EarlyStoppingCallback
+
+    dataset = Dataset.from_dict(rows).shuffle(seed=opts.seed)
+    steps_per_epoch = math.ceil(len(dataset) / opts.batch_size)
+    eval_steps = opts.eval_steps or max(10, steps_per_epoch // 4)
+    samples = [{"query": m.query, "positive": [c.text for c in m.candidates if c.gold] or list(m.positives),
+                "documents": [c.text for c in m.candidates]} for m in held]
+    evaluator = CrossEncoderRerankingEvaluator(samples, at_k=10, always_rerank_positives=False, name="heldout",
+                                               write_csv=False)
+    checkpoints = opts.out / "checkpoints"
+    if opts.restart:
+        shutil.rmtree(checkpoints, ignore_errors=True)
+    args = CrossEncoderTrainingArguments(
+        output_dir=str(checkpoints), num_train_epochs=opts.epochs, per_device_train_batch_size=opts.batch_size,
+        learning_rate=opts.learning_rate, warmup_ratio=0.1, seed=opts.seed, data_seed=opts.seed,
+        eval_strategy="steps", eval_steps=eval_steps, save_strategy="steps", save_steps=eval_steps,
+        save_total_limit=2, load_best_model_at_end=True, metric_for_best_model="eval_heldout_ndcg@10",
+        greater_is_better=True, logging_steps=max(1, eval_steps // 2), report_to="none", use_cpu=True,
+        dataloader_num_workers=0, disable_tqdm=False,
+    )
+    trainer = CrossEncoderTrainer(
+        model=model, args=args, train_dataset=dataset, loss=BinaryCrossEntropyLoss(model), evaluator=evaluator,
+        callbacks=[EarlyStoppingCallback(early_stopping_patience=opts.patience)],
+    )
+    run_trainer(trainer, checkpoints, say)
+
+
+def run_trainer(trainer: Any, checkpoints: Path, say: Callable[[str], None]) -> None:
+    """Train, resuming from the newest checkpoint an interrupted run left in ``checkpoints``."""
+    from transformers import TrainerCallback
+
+    class _Fault(TrainerCallback):  # type: ignore[misc]
+        def on_save(self, *args: Any, **kwargs: Any) -> None:
+            from ingest.pipeline import _fault
+
+            _fault("tune-after-save")
+
+    trainer.add_callback(_Fault())
+    found = sorted(checkpoints.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1])) \
+        if checkpoints.is_dir() else []
+    if found:
+        say(f"resuming from {found[-1].name} (an earlier run was interrupted; --restart ignores it)")
+    trainer.train(resume_from_checkpoint=str(found[-1]) if found else None)
