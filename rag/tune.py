@@ -13,7 +13,9 @@ from __future__ import annotations
 import json
 import math
 import random
+import shlex
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -180,7 +182,10 @@ def tune_reranker(opts: TuneOptions, settings: Settings, home: Path, say: Callab
         "blend": best_blend,
         "seconds": {"prepare": round(prepared - started, 1), "train": round(trained - prepared, 1)},
     }
+    summary["command"] = "rag " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["tune"] \
+        else None
     opts.out.mkdir(parents=True, exist_ok=True)
+    write_model_card(opts.out, summary)
     if opts.compact:
         save_compact(model, opts.base, opts.out, summary)
     else:
@@ -188,6 +193,35 @@ def tune_reranker(opts: TuneOptions, settings: Settings, home: Path, say: Callab
         (opts.out / "rag_tune.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     shutil.rmtree(opts.out / "checkpoints", ignore_errors=True)
     return summary
+
+
+def write_model_card(out: Path, summary: dict[str, Any]) -> None:
+    """A Markdown model card next to the weights: data, settings, held-out numbers, how to reproduce."""
+    h = summary["heldout"]
+    lines = [
+        "# Cross-encoder reranker trained with `rag tune reranker`", "",
+        f"Base model: `{summary['base']}` (sentence-transformers `CrossEncoder`, one output, binary cross-entropy).",
+        "Stored as the tensors that differ from the base, in fp16 (`reranker.safetensors`, `rag_reranker.json`)"
+        if summary["settings"].get("compact") else "Stored as a full model folder.", "",
+        "## Training data", "",
+        "| source | kind | questions (train / held-out) | corpus chunks | collection used for mining |",
+        "|---|---|---|---|---|",
+        *[f"| `{s['source']}` | {s['kind']} | {s['train_questions']} / {s['heldout_questions']} | {s['chunks_total']} "
+          f"| `{s['collection']}` |" for s in summary["sources"]],
+        "", f"{summary['training_pairs']} (question, passage, label) pairs: each question's gold passages (label 1) and "
+        f"{summary['settings']['negatives']} hard negatives (label 0) sampled from the hybrid retriever's top "
+        f"{summary['settings']['depth']} non-gold results, plus a known-irrelevant passage where the data gives one.",
+        "", "## Settings", "", "```json", json.dumps(summary["settings"], indent=2), "```", "",
+        f"Blend (weight of the cross-encoder against the fused hybrid score, z-scored over the reranked top): "
+        f"**{summary['blend']}**, chosen on the held-out questions.", "",
+        "## Held-out questions (nDCG@10 of the reranked hybrid top 20)", "",
+        "| hybrid alone | before training | after training | after, blended |", "|---|---|---|---|",
+        f"| {h['ndcg@10_hybrid']} | {h['ndcg@10_before']} | {h['ndcg@10_after']} | {h['ndcg@10_blended']} |", "",
+        f"Training time: {summary['seconds']['train']} s (preparation: indexing and mining, {summary['seconds']['prepare']} s).",
+    ]
+    if summary.get("command"):
+        lines += ["", "## Reproduce", "", "```bash", summary["command"], "```"]
+    (out / "README.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def _train(model: Any, rows: dict[str, list[Any]], held: Sequence[Mined], opts: TuneOptions,
@@ -199,28 +233,31 @@ def _train(model: Any, rows: dict[str, list[Any]], held: Sequence[Mined], opts: 
     from transformers import EarlyStoppingCallback
 
     dataset = Dataset.from_dict(rows).shuffle(seed=opts.seed)
-    steps_per_epoch = math.ceil(len(dataset) / opts.batch_size)
-    eval_steps = opts.eval_steps or max(10, steps_per_epoch // 4)
     samples = [{"query": m.query, "positive": [c.text for c in m.candidates if c.gold] or list(m.positives),
                 "documents": [c.text for c in m.candidates]} for m in held]
     evaluator = CrossEncoderRerankingEvaluator(samples, at_k=10, always_rerank_positives=False, name="heldout",
                                                write_csv=False)
-    checkpoints = opts.out / "checkpoints"
-    if opts.restart:
-        shutil.rmtree(checkpoints, ignore_errors=True)
-    args = CrossEncoderTrainingArguments(
-        output_dir=str(checkpoints), num_train_epochs=opts.epochs, per_device_train_batch_size=opts.batch_size,
-        learning_rate=opts.learning_rate, warmup_ratio=0.1, seed=opts.seed, data_seed=opts.seed,
-        eval_strategy="steps", eval_steps=eval_steps, save_strategy="steps", save_steps=eval_steps,
-        save_total_limit=2, load_best_model_at_end=True, metric_for_best_model="eval_heldout_ndcg@10",
-        greater_is_better=True, logging_steps=max(1, eval_steps // 2), report_to="none", use_cpu=True,
-        dataloader_num_workers=0, disable_tqdm=False,
-    )
+    args = CrossEncoderTrainingArguments(**training_args(opts, len(dataset), "eval_heldout_ndcg@10"))
     trainer = CrossEncoderTrainer(
         model=model, args=args, train_dataset=dataset, loss=BinaryCrossEntropyLoss(model), evaluator=evaluator,
         callbacks=[EarlyStoppingCallback(early_stopping_patience=opts.patience)],
     )
-    run_trainer(trainer, checkpoints, say)
+    run_trainer(trainer, opts.out / "checkpoints", say)
+
+
+def training_args(opts: TuneOptions, rows: int, metric: str) -> dict[str, Any]:
+    """Trainer arguments both tuners share: CPU, seeded, evaluate and checkpoint ~4x per epoch, keep the best."""
+    checkpoints = opts.out / "checkpoints"
+    if opts.restart:
+        shutil.rmtree(checkpoints, ignore_errors=True)
+    eval_steps = opts.eval_steps or max(10, math.ceil(rows / opts.batch_size) // 4)
+    return dict(
+        output_dir=str(checkpoints), num_train_epochs=opts.epochs, per_device_train_batch_size=opts.batch_size,
+        learning_rate=opts.learning_rate, warmup_steps=0.1, seed=opts.seed, data_seed=opts.seed,
+        eval_strategy="steps", eval_steps=eval_steps, save_strategy="steps", save_steps=eval_steps,
+        save_total_limit=2, load_best_model_at_end=True, metric_for_best_model=metric, greater_is_better=True,
+        logging_steps=max(1, eval_steps // 2), report_to="none", use_cpu=True, dataloader_num_workers=0,
+    )
 
 
 def run_trainer(trainer: Any, checkpoints: Path, say: Callable[[str], None]) -> None:

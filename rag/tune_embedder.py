@@ -11,14 +11,13 @@ in ``<collection>-tuned`` (the original collection is left as it was).
 from __future__ import annotations
 
 import hashlib
-import math
 import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from rag.config import EmbeddingConfig, Settings
-from rag.tune import TuneOptions, prepare, run_trainer
+from rag.tune import TuneOptions, prepare, run_trainer, training_args
 from rag.tune_mine import Mined, index_corpus
 
 __all__ = ["tune_embedder"]
@@ -110,21 +109,10 @@ def _train(model: Any, triplets: dict[str, list[str]], evaluator: Any, opts: Tun
     from transformers import EarlyStoppingCallback
 
     dataset = Dataset.from_dict(triplets).shuffle(seed=opts.seed)
-    steps_per_epoch = math.ceil(len(dataset) / opts.batch_size)
-    eval_steps = opts.eval_steps or max(10, steps_per_epoch // 4)
-    checkpoints = opts.out / "checkpoints"
-    if opts.restart:
-        shutil.rmtree(checkpoints, ignore_errors=True)
     args = SentenceTransformerTrainingArguments(
-        output_dir=str(checkpoints), num_train_epochs=opts.epochs, per_device_train_batch_size=opts.batch_size,
-        learning_rate=opts.learning_rate, warmup_ratio=0.1, seed=opts.seed, data_seed=opts.seed,
-        eval_strategy="steps", eval_steps=eval_steps, save_strategy="steps", save_steps=eval_steps,
-        save_total_limit=2, load_best_model_at_end=True, metric_for_best_model="eval_heldout_cosine_ndcg@10",
-        greater_is_better=True, logging_steps=max(1, eval_steps // 2), report_to="none", use_cpu=True,
-        dataloader_num_workers=0, batch_sampler="no_duplicates",
-    )
+        **training_args(opts, len(dataset), "eval_heldout_cosine_ndcg@10"), batch_sampler="no_duplicates")
     trainer = SentenceTransformerTrainer(
         model=model, args=args, train_dataset=dataset, loss=MultipleNegativesRankingLoss(model),
         evaluator=evaluator, callbacks=[EarlyStoppingCallback(early_stopping_patience=opts.patience)],
     )
-    run_trainer(trainer, checkpoints, say)
+    run_trainer(trainer, opts.out / "checkpoints", say)

@@ -132,6 +132,8 @@ def test_tune_reranker_learns_and_writes_a_loadable_model(tmp_path: Path, rag_ho
     assert summary["training_pairs"] == 8 * 3 and summary["heldout"]["questions"] == 2
     assert 0.0 <= summary["blend"] <= 1.0
     assert not (out / "checkpoints").exists()
+    card = (out / "README.md").read_text(encoding="utf-8")
+    assert "Held-out" in card and f"{summary['training_pairs']} (question, passage, label) pairs" in card
 
     from rag.rerank import Reranker
 
