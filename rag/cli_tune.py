@@ -62,6 +62,9 @@ def _say(message: str) -> None:
 
 @tune.command("reranker")
 @_train_options
+@click.option("--loss", type=click.Choice(["bce", "listwise"]), default="bce", show_default=True,
+              help="listwise: softmax over the gold passage, its hard negatives and one in-batch negative; "
+              "bce: binary cross-entropy on (question, passage, 0/1) pairs.")
 @click.option("--full", is_flag=True, help="Save the whole model instead of the compact fp16 delta over --base.")
 @click.pass_obj
 @handle_errors

@@ -57,6 +57,7 @@ class TuneOptions:
     compact: bool = True
     restart: bool = False
     threads: int = 2
+    loss: str = "bce"
 
 
 def heldout_ndcg(items: Sequence[Mined], gold: dict[str, frozenset[str]], scores: Sequence[Sequence[float]] | None,
@@ -83,13 +84,27 @@ def ce_scores(model: Any, items: Sequence[Mined], batch_size: int = 32) -> list[
     return out
 
 
-def _rows(items: Sequence[Mined]) -> dict[str, list[Any]]:
-    rows: dict[str, list[Any]] = {"query": [], "passage": [], "label": []}
+def _rows(items: Sequence[Mined], loss: str, negatives: int) -> dict[str, list[Any]]:
+    """Training rows: (query, passage, label) for "bce"; (query, positive, negative_1..n) for "listwise"."""
+    if loss == "bce":
+        rows: dict[str, list[Any]] = {"query": [], "passage": [], "label": []}
+        for m in items:
+            for text, label in [(p, 1.0) for p in m.positives] + [(n, 0.0) for n in m.negatives]:
+                rows["query"].append(m.query)
+                rows["passage"].append(text)
+                rows["label"].append(label)
+        return rows
+    n = max(1, negatives)
+    rows = {"query": [], "positive": [], **{f"negative_{i}": [] for i in range(1, n + 1)}}
     for m in items:
-        for text, label in [(p, 1.0) for p in m.positives] + [(n, 0.0) for n in m.negatives]:
+        if not m.negatives:
+            continue
+        negs = [m.negatives[i % len(m.negatives)] for i in range(n)]  # short lists repeat their negatives
+        for p in m.positives:
             rows["query"].append(m.query)
-            rows["passage"].append(text)
-            rows["label"].append(label)
+            rows["positive"].append(p)
+            for i, text in enumerate(negs, 1):
+                rows[f"negative_{i}"].append(text)
     return rows
 
 
@@ -147,9 +162,10 @@ def tune_reranker(opts: TuneOptions, settings: Settings, home: Path, say: Callab
     started = time.perf_counter()
     prep = prepare(opts, settings, home, say)
     train, held, gold, sources = prep.train, prep.held, prep.gold, prep.notes
-    rows = _rows(train)
-    say(f"{len(rows['label'])} training pairs from {len(train)} questions "
-        f"({sum(rows['label']):.0f} positive); {len(held)} held-out questions")
+    rows = _rows(train, opts.loss, opts.negatives)
+    pairs = sum(len(m.positives) + len(m.negatives) for m in train)
+    say(f"{pairs} (question, passage) pairs from {len(train)} questions, {len(rows['query'])} training rows "
+        f"({opts.loss} loss); {len(held)} held-out questions")
 
     from rag.ce_weights import new_cross_encoder, save_compact
 
@@ -175,7 +191,8 @@ def tune_reranker(opts: TuneOptions, settings: Settings, home: Path, say: Callab
         "sources": sources,
         "base": opts.base,
         "settings": {k: v for k, v in asdict(opts).items() if k not in ("out", "restart", "sources")},
-        "training_pairs": len(rows["label"]),
+        "training_pairs": pairs,
+        "training_rows": len(rows["query"]),
         "heldout": {"questions": len(held), "ndcg@10_hybrid": round(hybrid, 4), "ndcg@10_before": round(before, 4),
                     "ndcg@10_after": round(after, 4), "ndcg@10_blended": round(blend_curve[best_blend], 4),
                     "blend_curve": {str(k): round(v, 4) for k, v in blend_curve.items()}},
@@ -208,9 +225,10 @@ def write_model_card(out: Path, summary: dict[str, Any]) -> None:
         "|---|---|---|---|---|",
         *[f"| `{s['source']}` | {s['kind']} | {s['train_questions']} / {s['heldout_questions']} | {s['chunks_total']} "
           f"| `{s['collection']}` |" for s in summary["sources"]],
-        "", f"{summary['training_pairs']} (question, passage, label) pairs: each question's gold passages (label 1) and "
-        f"{summary['settings']['negatives']} hard negatives (label 0) sampled from the hybrid retriever's top "
-        f"{summary['settings']['depth']} non-gold results, plus a known-irrelevant passage where the data gives one.",
+        "", f"{summary['training_pairs']} (question, passage) pairs: each question's gold passages and "
+        f"{summary['settings']['negatives']} hard negatives sampled from the hybrid retriever's top "
+        f"{summary['settings']['depth']} non-gold results, plus a known-irrelevant passage where the data gives one; "
+        f"{summary['settings']['loss']} loss over {summary['training_rows']} training rows.",
         "", "## Settings", "", "```json", json.dumps(summary["settings"], indent=2), "```", "",
         f"Blend (weight of the cross-encoder against the fused hybrid score, z-scored over the reranked top): "
         f"**{summary['blend']}**, chosen on the held-out questions.", "",
@@ -229,7 +247,7 @@ def _train(model: Any, rows: dict[str, list[Any]], held: Sequence[Mined], opts: 
     from datasets import Dataset
     from sentence_transformers.cross_encoder import CrossEncoderTrainer, CrossEncoderTrainingArguments
     from sentence_transformers.cross_encoder.evaluation import CrossEncoderRerankingEvaluator
-    from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
+    from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss, MultipleNegativesRankingLoss
     from transformers import EarlyStoppingCallback
 
     dataset = Dataset.from_dict(rows).shuffle(seed=opts.seed)
@@ -239,7 +257,8 @@ def _train(model: Any, rows: dict[str, list[Any]], held: Sequence[Mined], opts: 
                                                write_csv=False)
     args = CrossEncoderTrainingArguments(**training_args(opts, len(dataset), "eval_heldout_ndcg@10"))
     trainer = CrossEncoderTrainer(
-        model=model, args=args, train_dataset=dataset, loss=BinaryCrossEntropyLoss(model), evaluator=evaluator,
+        model=model, args=args, train_dataset=dataset, evaluator=evaluator,
+        loss=BinaryCrossEntropyLoss(model) if opts.loss == "bce" else MultipleNegativesRankingLoss(model, num_negatives=1),
         callbacks=[EarlyStoppingCallback(early_stopping_patience=opts.patience)],
     )
     run_trainer(trainer, opts.out / "checkpoints", say)
@@ -257,6 +276,7 @@ def training_args(opts: TuneOptions, rows: int, metric: str) -> dict[str, Any]:
         eval_strategy="steps", eval_steps=eval_steps, save_strategy="steps", save_steps=eval_steps,
         save_total_limit=2, load_best_model_at_end=True, metric_for_best_model=metric, greater_is_better=True,
         logging_steps=max(1, eval_steps // 2), report_to="none", use_cpu=True, dataloader_num_workers=0,
+        disable_tqdm=False,
     )
 
 

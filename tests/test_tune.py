@@ -125,7 +125,7 @@ def test_tune_reranker_learns_and_writes_a_loadable_model(tmp_path: Path, rag_ho
     suite = make_suite(tmp_path / "suite")
     out = tmp_path / "rr"
     args = ["tune", "reranker", "--train", str(suite), "--out", str(out), "--epochs", "4", "--batch-size", "4",
-            "--lr", "1e-4", "--negatives", "2", "--heldout", "0.2", "--eval-steps", "5", "--threads", "1", "--json"]
+            "--lr", "1e-4", "--loss", "bce", "--negatives", "2", "--heldout", "0.2", "--eval-steps", "5", "--threads", "1", "--json"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout.strip().splitlines()[-1])
@@ -133,7 +133,7 @@ def test_tune_reranker_learns_and_writes_a_loadable_model(tmp_path: Path, rag_ho
     assert 0.0 <= summary["blend"] <= 1.0
     assert not (out / "checkpoints").exists()
     card = (out / "README.md").read_text(encoding="utf-8")
-    assert "Held-out" in card and f"{summary['training_pairs']} (question, passage, label) pairs" in card
+    assert "Held-out" in card and f"{summary['training_pairs']} (question, passage) pairs" in card
 
     from rag.rerank import Reranker
 
@@ -186,3 +186,16 @@ def test_tune_embedder_and_reembed(tmp_path: Path, rag_home: Path) -> None:
     from rag.home import list_collections
 
     assert any(c.endswith("-tuned") for c in list_collections(rag_home))
+
+
+def test_training_rows_for_both_losses() -> None:
+    from rag.tune import _rows
+    from rag.tune_mine import Mined
+
+    items = [Mined("a", "q1", ("p1", "p2"), ("n1",), ()), Mined("b", "q2", ("p3",), (), ())]
+    bce = _rows(items, "bce", 3)
+    assert list(zip(bce["query"], bce["passage"], bce["label"])) == [
+        ("q1", "p1", 1.0), ("q1", "p2", 1.0), ("q1", "n1", 0.0), ("q2", "p3", 1.0)]
+    lw = _rows(items, "listwise", 2)  # a question without negatives gives no listwise row
+    assert lw == {"query": ["q1", "q1"], "positive": ["p1", "p2"], "negative_1": ["n1", "n1"],
+                  "negative_2": ["n1", "n1"]}
