@@ -26,7 +26,7 @@ from typing import Any
 
 from evals.metrics import EvalDataError
 
-__all__ = ["SuiteFormatError", "SuiteItem", "read_suite", "write_suite", "SUITE_KEYS"]
+__all__ = ["SuiteFormatError", "SuiteItem", "item_from_json", "read_suite", "write_suite", "SUITE_KEYS"]
 
 
 class SuiteFormatError(EvalDataError):
@@ -93,6 +93,11 @@ def _item(obj: object, where: str) -> SuiteItem:
             raise SuiteFormatError(f'{where}: "answer" must be a string, got {obj["answer"]!r:.60}')
         kwargs["answer"] = obj["answer"]
     return SuiteItem(**kwargs)
+
+
+def item_from_json(obj: object, where: str) -> SuiteItem:
+    """Validate one decoded suite line (``where`` names it in messages, e.g. "<file> line <n>")."""
+    return _item(obj, where)
 
 
 def read_suite(path: str | Path) -> list[SuiteItem]:

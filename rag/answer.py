@@ -5,12 +5,16 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from rag.cite import CitedSentence, is_refusal, parse_answer
 from rag.config import Settings
+from rag.errors import StoreError
+from rag.expand import Expansion, expand_query, search_expanded
+from rag.multihop import HOP_DEPTH, Hop, multihop
 from rag.prompt import answer_messages
 from rag.retrieve import ScoredChunk
+from rag.route import DEFAULT_COLLECTION, CollectionSearch, Route, choose_route, routable
 from rag.search import Searcher
 
 
@@ -38,6 +42,33 @@ class CheckedSentence:
 
 
 @dataclass(frozen=True, slots=True)
+class Evidence:
+    """The passages an answer is built on, and how they were found: route, expansions, hops, cost."""
+
+    chunks: tuple[ScoredChunk, ...]
+    queries: tuple[str, ...]
+    route: Route
+    expansion: Expansion
+    hops: tuple[Hop, ...] = ()
+    hops_of: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    llm_calls: int = 0
+    timings: Mapping[str, float] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+    stopped: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        """How the evidence was gathered (the ``retrieval`` part of ``--json``)."""
+        return {
+            "route": self.route.as_dict(),
+            "expansion": self.expansion.as_dict(),
+            "hops": [h.as_dict() for h in self.hops],
+            "hop_stopped": self.stopped,
+            "source_hops": [list(self.hops_of.get(c.chunk_id, (1,))) for c in self.chunks],
+            "llm_calls": self.llm_calls,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Answer:
     """What ``rag ask`` returns."""
 
@@ -52,6 +83,7 @@ class Answer:
     route: tuple[str, ...]
     timings: dict[str, float] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    evidence: Evidence | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The ``--json`` shape."""
@@ -79,6 +111,7 @@ class Answer:
             "route": list(self.route),
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
             "notes": list(self.notes),
+            "retrieval": self.evidence.as_dict() if self.evidence is not None else None,
         }
 
 
@@ -93,27 +126,92 @@ def support_prompt(sentence: str, passages: Sequence[str]) -> list[dict[str, str
 
 
 class Answerer:
-    """Answers questions about one collection with cited, checked sentences."""
+    """Answers questions with cited, checked sentences, from one collection or the ones a router picks.
 
-    def __init__(self, settings: Settings, home: Path, collection: str = "default", llm: Any = None,
+    With ``collection`` given, only that collection is searched. Without it, questions are routed
+    among the home's collections when any carries a description (``[route]``), else they go to
+    ``default``. ``[query] expand`` and ``[multihop] mode`` add expansions and hops.
+    """
+
+    def __init__(self, settings: Settings, home: Path, collection: str | None = None, llm: Any = None,
                  retriever: str | None = None, rerank: bool | None = None) -> None:
         self.settings = settings
-        self.searcher = Searcher(settings, home, collection, retriever, rerank)
-        self.collection = collection
+        self.home = home
+        self.fixed = collection
+        self.notes: list[str] = []
+        self.candidates: dict[str, str] = {}
+        if collection is None and settings.route.mode != "none":
+            self.candidates = routable(home)
+        self.searchers: dict[str, Searcher] = {}
+        names = [collection] if collection else sorted(self.candidates) or [DEFAULT_COLLECTION]
+        failure: StoreError | None = None
+        for name in names:
+            try:
+                self.searchers[name] = Searcher(settings, home, name, retriever, rerank)
+            except StoreError as exc:  # an empty described collection is left out of routing, not fatal
+                if len(names) == 1:
+                    raise
+                failure = failure or exc
+                self.notes.append(f"collection '{name}' left out of routing: {exc}")
+        if not self.searchers:
+            raise failure or StoreError("no collection to search; run `rag ingest PATH` first")
+        self.candidates = {n: t for n, t in self.candidates.items() if n in self.searchers}
+        self.collection = next(iter(self.searchers))
+        self.searcher = self.searchers[self.collection]
         if llm is None:
             from rag.llm import LlmClient
 
             llm = LlmClient(settings.llm, home)
         self.llm = llm
 
-    def ask(self, question: str, on_token: Callable[[str], None] | None = None,
-            query: str | None = None) -> Answer:
-        """Answer ``question``; ``query`` (e.g. a rewritten follow-up) is what gets searched."""
+    def route(self, query: str) -> Route:
+        """Where ``query`` goes: the fixed collection, the only one, or the router's choice."""
+        if self.fixed:
+            return Route((self.fixed,), "fixed")
+        if len(self.searchers) == 1:
+            return Route((self.collection,), "none" if not self.candidates else "only")
+        return choose_route(query, self.candidates, self.settings.route, self.searcher.ctx.embedder, self.llm)
+
+    def gather(self, query: str, k: int | None = None) -> Evidence:
+        """The top ``k`` passages for ``query`` after routing, expansion and hops (no answer generated)."""
+        k = k or self.settings.answer.k
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        result = self.searcher.search(query or question, self.settings.answer.k)
+        route = self.route(query)
+        timings["route_s"] = time.perf_counter() - t0
+        search = CollectionSearch({n: self.searchers[n] for n in route.collections},
+                                  self.settings.retrieval.rrf_k)
+        t1 = time.perf_counter()
+        expansion = expand_query(query, self.settings.query, self.llm)
+        if expansion.mode != "none":
+            timings["expand_s"] = time.perf_counter() - t1
+        hop_cfg = self.settings.multihop
+        hopping = hop_cfg.mode != "off" and hop_cfg.max_hops > 1
+        t2 = time.perf_counter()
+        first = search_expanded(query, expansion, max(k, HOP_DEPTH) if hopping else k, search.search,
+                                search.retrieve, self.settings.retrieval.rrf_k)
+        timings["first_hop_s"] = time.perf_counter() - t2
+        t3 = time.perf_counter()
+        hops = multihop(query, first, search.retrieve, hop_cfg, self.llm)
+        if hopping:
+            timings["hops_s"] = time.perf_counter() - t3
         timings["retrieve_s"] = time.perf_counter() - t0
-        chunks = result.results
+        queries = (query, *expansion.queries, *(q for h in hops.hops if h.strategy == "llm" for q in h.queries))
+        return Evidence(tuple(hops.chunks[:k]), queries, route, expansion, hops.hops, hops.hops_of,
+                        route.llm_calls + expansion.llm_calls + hops.llm_calls, timings,
+                        (*self.notes, *search.notes, *hops.notes, *((route.note,) if route.note else ())),
+                        hops.stopped)
+
+    def ask(self, question: str, on_token: Callable[[str], None] | None = None,
+            query: str | None = None, evidence: Evidence | None = None) -> Answer:
+        """Answer ``question``; ``query`` (e.g. a rewritten follow-up) is what gets searched.
+
+        ``evidence`` already gathered (e.g. by an evaluation) is used as it is instead of searching.
+        """
+        t0 = time.perf_counter()
+        evidence = evidence if evidence is not None else self.gather(query or question)
+        timings: dict[str, float] = dict(evidence.timings)
+        chunks = evidence.chunks
         t1 = time.perf_counter()
         parts: list[str] = []
         for delta in self.llm.stream(answer_messages(question, chunks)):
@@ -132,7 +230,7 @@ class Answerer:
         timings["check_s"] = time.perf_counter() - t2
         timings["total_s"] = time.perf_counter() - t0
         citations = tuple(self._citation(n, chunks[n - 1], sentences) for n in parsed.cited)
-        notes = list(result.notes)
+        notes = list(evidence.notes)
         if parsed.invalid:
             notes.append("removed citations of sources that do not exist: "
                          + ", ".join(f"[{n}]" for n in parsed.invalid))
@@ -143,7 +241,7 @@ class Answerer:
         if uncited and not refused:
             notes.append(f"{len(uncited)} sentence(s) cite no source")
         return Answer(question, parsed.text, refused, citations, tuple(chunks), sentences, parsed.invalid,
-                      (query or question,), (self.collection,), timings, tuple(notes))
+                      evidence.queries, evidence.route.collections, timings, tuple(notes), evidence)
 
     def _check(self, sentences: Sequence[CitedSentence], chunks: Sequence[ScoredChunk]) -> tuple[CheckedSentence, ...]:
         out = []
@@ -163,7 +261,33 @@ class Answerer:
         return Citation(n, chunk.chunk_id, chunk.source, chunk.page,
                         int(start) if start is not None else None, int(end) if end is not None else None, supported)
 
+    def close_searchers(self) -> None:
+        """Release the collections (the LLM client stays usable, e.g. when it is shared)."""
+        for searcher in self.searchers.values():
+            searcher.close()
+
     def close(self) -> None:
-        """Release the collection and stop a local LLM server."""
-        self.searcher.close()
+        """Release the collections and stop a local LLM server."""
+        self.close_searchers()
         self.llm.close()
+
+
+def explain_lines(answer: Answer) -> list[str]:
+    """What ``--explain`` adds about retrieval: every query searched, the route with its scores, expansion, hops."""
+    ev = answer.evidence
+    if ev is None:
+        return []
+    lines = [f"queries searched: {' | '.join(ev.queries)}"] if len(ev.queries) > 1 else []
+    lines.append(f"route detail: {ev.route.describe()}")
+    if ev.expansion.passage:
+        lines.append(f"hyde passage: {ev.expansion.passage[:300]}")
+    for hop in ev.hops:
+        shown = ", ".join(hop.queries[:12]) + (f" (+{len(hop.queries) - 12} more)" if len(hop.queries) > 12 else "")
+        what = "linked" if hop.strategy == "links" else "new"
+        lines.append(f"hop {hop.n} ({hop.strategy}): {shown or '(nothing to follow)'}; {hop.found} passage(s) {what}")
+    if ev.hops or ev.stopped:
+        by_hop = ", ".join(f"[{n}] hop " + "+".join(map(str, ev.hops_of.get(c.chunk_id, (1,))))
+                           for n, c in enumerate(answer.sources, 1))
+        lines.append(f"sources by hop: {by_hop}" + (f"; stopped: {ev.stopped}" if ev.stopped else ""))
+    lines.append(f"LLM calls for retrieval: {ev.llm_calls}")
+    return lines

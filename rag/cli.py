@@ -174,15 +174,43 @@ def search(obj: Context, query: str, k: int, collection: str, retriever: str | N
     print_search(result, explain)
 
 
+def _answer_settings(settings: Settings, expand: str | None, multihop: str | None, max_hops: int | None) -> Settings:
+    """The settings with the ask/chat overrides of [query] expand and [multihop] applied."""
+    if expand is not None:
+        settings = settings.model_copy(update={"query": settings.query.model_copy(update={"expand": expand})})
+    hop: dict[str, Any] = {}
+    if multihop is not None:
+        hop["mode"] = multihop
+    if max_hops is not None:
+        if not 1 <= max_hops <= 5:
+            from rag.errors import ConfigError
+
+            raise ConfigError(f"--max-hops must be between 1 and 5 (got {max_hops})")
+        hop["max_hops"] = max_hops
+    if hop:
+        settings = settings.model_copy(update={"multihop": settings.multihop.model_copy(update=hop)})
+    return settings
+
+
+_COLLECTION_HELP = "Collection to search; default: routed among described collections ([route]), else 'default'."
+_EXPAND_HELP = "Query expansion ([query] expand): multi = LLM-written alternative queries, hyde = a hypothetical passage."
+_MULTIHOP_HELP = ("Multi-hop retrieval ([multihop] mode): links = follow names in the best passages (no LLM), "
+                  "llm = LLM-written follow-up queries.")
+
+
 @main.command()
 @click.argument("question")
-@click.option("--collection", "-c", default="default", show_default=True)
+@click.option("--collection", "-c", default=None, help=_COLLECTION_HELP)
 @click.option("--retriever", "-r", default=None, help="hybrid (default), dense, bm25, sparse, or a plugin's name.")
-@click.option("--explain", is_flag=True, help="Also show the query, route, per-sentence checks and timings.")
+@click.option("--expand", type=click.Choice(["none", "multi", "hyde"]), default=None, help=_EXPAND_HELP)
+@click.option("--multihop", type=click.Choice(["off", "links", "llm"]), default=None, help=_MULTIHOP_HELP)
+@click.option("--max-hops", type=int, default=None, help="Bound on retrieval rounds, the first included ([multihop] max_hops).")
+@click.option("--explain", is_flag=True, help="Also show the queries, route, hops, per-sentence checks and timings.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of streaming.")
 @click.pass_obj
 @handle_errors
-def ask(obj: Context, question: str, collection: str, retriever: str | None, explain: bool, as_json: bool) -> None:
+def ask(obj: Context, question: str, collection: str | None, retriever: str | None, expand: str | None,
+        multihop: str | None, max_hops: int | None, explain: bool, as_json: bool) -> None:
     """Answer QUESTION from a collection, citing the passages it used as [n].
 
     The LLM is [llm] base_url (any OpenAI-compatible endpoint) or, when that is
@@ -192,13 +220,15 @@ def ask(obj: Context, question: str, collection: str, retriever: str | None, exp
     Example:
       rag ask "how often should I water succulents?"
       rag ask "what changed in the 2024 policy?" --collection policies --json
+      rag ask "which film starred the ambassador to Ghana?" --multihop links --explain
     """
     from rag.answer import Answerer
     from rag.errors import ConfigError
 
     if not question.strip():
         raise ConfigError("empty question; type what you want to know")
-    answerer = Answerer(obj.settings, obj.home, collection, retriever=retriever)
+    settings = _answer_settings(obj.settings, expand, multihop, max_hops)
+    answerer = Answerer(settings, obj.home, collection, retriever=retriever)
     try:
         def echo_token(delta: str) -> None:
             click.echo(delta, nl=False)
@@ -212,19 +242,28 @@ def ask(obj: Context, question: str, collection: str, retriever: str | None, exp
     if as_json:
         click.echo(json.dumps(answer.as_dict(), ensure_ascii=False))
         return
+    from rag.answer import explain_lines
     from rag.progress import print_answer_sources
 
     click.echo("")
     print_answer_sources(answer, explain)
+    if explain:
+        sys.stdout.flush()
+        for line in explain_lines(answer):
+            click.echo(line)
 
 
 @main.command()
-@click.option("--collection", "-c", default="default", show_default=True)
+@click.option("--collection", "-c", default=None, help=_COLLECTION_HELP)
 @click.option("--retriever", "-r", default=None, help="hybrid (default), dense, bm25, sparse, or a plugin's name.")
-@click.option("--explain", is_flag=True, help="Show the rewritten query and timings after each answer.")
+@click.option("--expand", type=click.Choice(["none", "multi", "hyde"]), default=None, help=_EXPAND_HELP)
+@click.option("--multihop", type=click.Choice(["off", "links", "llm"]), default=None, help=_MULTIHOP_HELP)
+@click.option("--max-hops", type=int, default=None, help="Bound on retrieval rounds, the first included ([multihop] max_hops).")
+@click.option("--explain", is_flag=True, help="Show the rewritten query, route, hops and timings after each answer.")
 @click.pass_obj
 @handle_errors
-def chat(obj: Context, collection: str, retriever: str | None, explain: bool) -> None:
+def chat(obj: Context, collection: str | None, retriever: str | None, expand: str | None, multihop: str | None,
+         max_hops: int | None, explain: bool) -> None:
     """Talk with a collection in the terminal; answers stream with citations.
 
     Follow-up questions are rewritten into standalone queries using the
@@ -235,14 +274,17 @@ def chat(obj: Context, collection: str, retriever: str | None, explain: bool) ->
     Example:
       rag chat --collection notes
     """
-    from rag.answer import Answerer
+    from rag.answer import Answerer, explain_lines
     from rag.chat import HELP, ChatSession
     from rag.home import list_collections
     from rag.progress import print_answer_sources
 
-    answerer = Answerer(obj.settings, obj.home, collection, retriever=retriever)
+    settings = _answer_settings(obj.settings, expand, multihop, max_hops)
+    answerer = Answerer(settings, obj.home, collection, retriever=retriever)
     session = ChatSession(answerer)
-    click.echo(f"chatting with '{collection}' ({answerer.llm.endpoint}); /help for commands", err=True)
+    target = f"'{answerer.collection}'" if len(answerer.searchers) == 1 else (
+        "collections " + ", ".join(answerer.searchers) + " (routed per question)")
+    click.echo(f"chatting with {target} ({answerer.llm.endpoint}); /help for commands", err=True)
     try:
         while True:
             try:
@@ -285,8 +327,59 @@ def chat(obj: Context, collection: str, retriever: str | None, explain: bool) ->
                 for note in answer.notes:
                     click.echo(f"rag: note: {note}", err=True)
                 print_answer_sources(answer, explain)
+                if explain:
+                    sys.stdout.flush()
+                    for text in explain_lines(answer):
+                        click.echo(text)
     finally:
         answerer.close()
+
+
+@main.group()
+def collections() -> None:
+    """List collections and describe them for routing."""
+
+
+@collections.command("describe")
+@click.argument("name")
+@click.argument("text")
+@click.pass_obj
+@handle_errors
+def collections_describe(obj: Context, name: str, text: str) -> None:
+    """Set the description of collection NAME used to route questions ('' removes it).
+
+    Once any collection has a description, `rag ask` and `rag chat` without
+    --collection send each question to the collection(s) whose description fits
+    it best ([route] mode: embedding or llm).
+
+    \b
+    Example:
+      rag collections describe recipes "Cooking recipes, ingredients and kitchen techniques"
+    """
+    from rag.route import write_description
+
+    click.echo(str(write_description(obj.home, name, text)))
+
+
+@collections.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_obj
+@handle_errors
+def collections_list(obj: Context, as_json: bool) -> None:
+    """List the collections of the home with their descriptions.
+
+    \b
+    Example:
+      rag collections list --json
+    """
+    from rag.route import descriptions
+
+    found = descriptions(obj.home)
+    if as_json:
+        click.echo(json.dumps(found, ensure_ascii=False))
+        return
+    for name, text in found.items():
+        click.echo(f"{name}: {text}" if text else name)
 
 
 @main.group()
@@ -418,6 +511,9 @@ def bench_ingest(obj: Context, folder: str, as_json: bool) -> None:
 
 
 from rag import cli_tune  # noqa: E402,F401  (registers `rag tune`)
+from rag.cli_eval import register_eval_commands  # noqa: E402
+
+register_eval_commands(eval_group, handle_errors)  # rag eval run | score | compare
 
 
 def run() -> None:

@@ -143,15 +143,19 @@ class RouteConfig(_Section):
 
 
 class MultihopConfig(_Section):
-    """Retrieval in several hops for questions whose evidence is spread over passages that link to each other."""
+    """Retrieval in several hops, for questions whose evidence is spread over passages that point to each other."""
 
-    mode: Literal["off", "expand", "llm"] = Field(
-        "off", description="off; expand: each hop searches again with the question plus a top passage (no LLM); "
-        "llm: the LLM reads the evidence and writes the next query, or says it has enough.",
+    mode: Literal["off", "links", "llm"] = Field(
+        "off", description="off; links: follow the names the best passages mention to the passages titled with "
+        "them (no LLM); llm: the LLM reads the evidence so far and writes the next query, or says it has enough.",
     )
     max_hops: int = Field(2, ge=1, le=5, description="Retrieval rounds per question, the first included.")
-    branches: int = Field(3, ge=1, le=20, description="expand: how many top passages of a hop seed the next hop.")
-    keep: int = Field(2, ge=0, le=50, description="How many first-hop passages stay at the top of the merged evidence.")
+    seeds: int = Field(2, ge=1, le=20, description="links: how many of the best passages have their names followed per hop.")
+    link_bonus: float = Field(
+        0.3, ge=0, le=10, description="links: score a linked passage gains (first-hop scores are scaled to 0..1); "
+        "halved for each lower-ranked seed.",
+    )
+    keep: int = Field(1, ge=0, le=50, description="How many first-hop passages stay at the top of the merged evidence.")
 
 
 class LlmConfig(_Section):
@@ -275,7 +279,8 @@ def default_config_toml() -> str:
             if field.description:
                 lines.append(f"# {field.description}")
             value = getattr(values, key)
-            lines.append(f"{key} = {_toml_value(value)}")
+            # TOML has no null: an unset optional key is shown commented out
+            lines.append(f"# {key} = (not set)" if value is None else f"{key} = {_toml_value(value)}")
         lines.append("")
     return "\n".join(lines)
 

@@ -1,0 +1,157 @@
+"""Multi-hop retrieval on HotpotQA: is BOTH supporting paragraph in the evidence, single-step against multi-hop?
+
+The suite comes from ``rag eval import hotpotqa ../shared/data/hotpotqa-dev-500 --out SUITE_DIR``
+(suite.jsonl + docs/, one paragraph per file). All paragraphs are pooled into one collection
+(ingested once under --home, reused afterwards). For each mode the evidence is gathered exactly
+as ``rag ask`` gathers it (``Answerer.gather``), and the script prints one JSON object:
+both@5 / both@10 (both gold paragraphs among the top 5 / 10 passages), LLM calls and seconds
+per question; with --answers also answer EM / F1 (SQuAD normalisation; citations removed) and
+whether the gold answer occurs in the answer (answer_contains).
+
+Modes: single (one hybrid search), links (multi-hop following names, no LLM), llm (the LLM
+writes each next query), multi / hyde (single-step with LLM query expansion).
+LLM modes use [llm] from the home's config or RAG_LLM_* (e.g. RAG_LLM_BASE_URL of a running
+server, or RAG_LLM_THREADS=1 for the local one); they are slow on CPU: use --limit.
+
+    rag eval import hotpotqa ../shared/data/hotpotqa-dev-500 --out /tmp/suites/hotpotqa
+    python benchmarks/hotpotqa_multihop.py /tmp/suites/hotpotqa --home /tmp/hpq --mode single,links
+    python benchmarks/hotpotqa_multihop.py /tmp/suites/hotpotqa --home /tmp/hpq --mode single,links,llm --limit 50 --answers
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from evals.answer_metrics import contains_answer, exact_match, token_f1
+from evals.suite import read_suite
+from rag.config import Settings, load_settings, resolve_home
+
+MODES = ("single", "links", "llm", "multi", "hyde")
+_CITATION = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
+
+
+def mode_settings(settings: Settings, mode: str) -> Settings:
+    """The settings one mode runs with (expansion and hops set; the rest as configured)."""
+    hop = {"single": "off", "links": "links", "llm": "llm"}.get(mode, "off")
+    expand = mode if mode in ("multi", "hyde") else "none"
+    return settings.model_copy(update={
+        "multihop": settings.multihop.model_copy(update={"mode": hop}),
+        "query": settings.query.model_copy(update={"expand": expand}),
+        "answer": settings.answer.model_copy(update={"check_support": False}),
+    })
+
+
+def ensure_collection(docs: Path, settings: Settings, home: Path, collection: str) -> dict[str, Any]:
+    """Ingest the suite's documents unless the collection already holds them."""
+    from rag.home import collection_paths
+
+    if collection_paths(home, collection).manifest.exists():
+        return {"ingested": False}
+    from ingest.pipeline import Ingestor
+
+    print(f"ingesting {docs} into '{collection}' under {home} (a few minutes)...", file=sys.stderr)
+    report = Ingestor(settings, home, collection).run([docs]).as_dict()
+    return {"ingested": True, "chunks": report["chunks_total"], "seconds": report["seconds"]}
+
+
+def run_mode(mode: str, items: list[Any], suite_dir: Path, settings: Settings, home: Path, collection: str,
+             llm: Any, rerank: bool, answers: bool) -> dict[str, Any]:  # fmt: skip
+    """Gather evidence (and optionally answer) for every question in one mode."""
+    from rag.answer import Answerer
+
+    answerer = Answerer(mode_settings(settings, mode), home, collection, llm=llm, rerank=rerank)
+    hits = {5: 0, 10: 0}
+    one = {5: 0, 10: 0}
+    llm_calls, seconds = 0, 0.0
+    ems: list[float] = []
+    f1s: list[float] = []
+    contains: list[float] = []
+    try:
+        answerer.gather(items[0].question, 1)  # warm-up: model and index loading are not per-question cost
+        for i, item in enumerate(items, 1):
+            gold = {str((suite_dir / g).resolve()) for g in item.gold_sources or ()}
+            t0 = time.perf_counter()
+            evidence = answerer.gather(item.question, 10)
+            seconds += time.perf_counter() - t0
+            llm_calls += evidence.llm_calls
+            for k in (5, 10):
+                found = {str(Path(c.source).resolve()) for c in evidence.chunks[:k]}
+                hits[k] += gold <= found
+                one[k] += bool(gold & found)
+            if answers:
+                t1 = time.perf_counter()
+                top = dataclasses.replace(evidence, chunks=evidence.chunks[: answerer.settings.answer.k])
+                answer = answerer.ask(item.question, evidence=top)
+                seconds += time.perf_counter() - t1
+                llm_calls += 1
+                text = _CITATION.sub("", answer.answer).strip()
+                golds = list(item.answers or ())
+                ems.append(exact_match(text, golds))
+                f1s.append(token_f1(text, golds))
+                contains.append(contains_answer(text, golds))
+            if i % 50 == 0 or i == len(items):
+                print(f"{mode}: {i}/{len(items)} both@10 {hits[10] / i:.3f}", file=sys.stderr)
+    finally:
+        answerer.close_searchers()
+    n = len(items)
+    out: dict[str, Any] = {
+        "both@5": round(hits[5] / n, 4), "both@10": round(hits[10] / n, 4),
+        "any@5": round(one[5] / n, 4), "any@10": round(one[10] / n, 4),
+        "llm_calls_per_q": round(llm_calls / n, 3), "seconds_per_q": round(seconds / n, 3),
+    }  # fmt: skip
+    if answers:
+        out["answer_em"] = round(sum(ems) / n, 4)
+        out["answer_f1"] = round(sum(f1s) / n, 4)
+        out["answer_contains"] = round(sum(contains) / n, 4)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("suite_dir", type=Path, help="folder with suite.jsonl and docs/ (rag eval import hotpotqa)")
+    parser.add_argument("--home", default=None, help="rag home for the pooled collection (default: $RAG_HOME)")
+    parser.add_argument("--collection", default="hotpotqa")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N questions")
+    parser.add_argument("--mode", default="single,links", help=f"comma-separated, from {', '.join(MODES)}")
+    parser.add_argument("--answers", action="store_true", help="also generate answers and score EM/F1 (LLM)")
+    parser.add_argument("--rerank", action="store_true", help="rerank the first hop (default: fused order)")
+    args = parser.parse_args(argv)
+    modes = [m.strip() for m in args.mode.split(",") if m.strip()]
+    unknown = [m for m in modes if m not in MODES]
+    if unknown or not modes:
+        parser.error(f"unknown mode(s) {unknown}; choose from {', '.join(MODES)}")
+    if args.limit is not None and args.limit <= 0:
+        parser.error("--limit must be at least 1")
+    home = resolve_home(args.home)
+    settings = load_settings(home)
+    items = read_suite(args.suite_dir / "suite.jsonl")[: args.limit]
+    ingest = ensure_collection(args.suite_dir / "docs", settings, home, args.collection)
+    llm = None
+    if args.answers or any(m in ("llm", "multi", "hyde") for m in modes):
+        from rag.llm import LlmClient
+
+        llm = LlmClient(settings.llm, home)
+    report: dict[str, Any] = {"suite": str(args.suite_dir), "questions": len(items), "collection": args.collection,
+                              "rerank": args.rerank, "ingest": ingest,
+                              "multihop_params": settings.multihop.model_dump(exclude={"mode"}),
+                              "modes": {}}
+    try:
+        for mode in modes:
+            report["modes"][mode] = run_mode(mode, items, args.suite_dir, settings, home, args.collection, llm,
+                                             args.rerank, args.answers)
+    finally:
+        if llm is not None:
+            llm.close()
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
