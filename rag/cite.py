@@ -14,7 +14,7 @@ from dataclasses import dataclass
 _MARKER = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 # A sentence ends at . ! ? (optionally followed by citation markers and closing quotes) before
 # whitespace; abbreviations like "e.g." are rare enough in answers to accept the occasional split.
-_SENTENCE_END = re.compile(r"(?<=[.!?])((?:\s*\[[\d,;\s]+\])*)[\"')\]]*\s+(?=[A-Z0-9\"'(\[])")
+_SENTENCE_END = re.compile(r"(?<=[.!?])((?:\s*\[[\d,;\s]+\])*)[\"')\]]*\s+(?=[A-Z0-9\"'(]|\[(?![\d,;\s]+\]))")
 
 REFUSAL = "The documents do not say."
 _REFUSAL_PATTERNS = (

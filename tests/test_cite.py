@@ -32,6 +32,11 @@ def test_marker_after_the_full_stop_belongs_to_that_sentence() -> None:
     assert split_sentences("First claim. [1] Second claim [2].") == ["First claim. [1]", "Second claim [2]."]
     parsed = parse_answer("First claim. [1] Second claim [2].", 2)
     assert [s.sources for s in parsed.sentences] == [(1,), (2,)]
+    # at the very end of the answer, and several markers in a row (both were lost before)
+    assert [(s.text, s.sources) for s in parse_answer("The rate is 7%. [1]", 3).sentences] == [("The rate is 7%.", (1,))]
+    parsed = parse_answer("Porgy is common. [1][3] Cod too. [2, 3] See [note] here.", 3)
+    assert [(s.text, s.sources) for s in parsed.sentences] == [
+        ("Porgy is common.", (1, 3)), ("Cod too.", (2, 3)), ("See [note] here.", ())]
 
 
 def test_refusals() -> None:
