@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from rag.cite import CitedSentence, is_refusal, parse_answer
+from rag.cite import REFUSAL, CitedSentence, is_refusal, parse_answer
 from rag.config import Settings
 from rag.errors import StoreError
 from rag.expand import Expansion, expand_query, search_expanded
@@ -84,6 +84,7 @@ class Answer:
     timings: dict[str, float] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     evidence: Evidence | None = None
+    withdrawn: bool = False  # the streamed draft failed its support checks and was replaced by a refusal
 
     def as_dict(self) -> dict[str, Any]:
         """The ``--json`` shape."""
@@ -111,6 +112,7 @@ class Answer:
             "route": list(self.route),
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
             "notes": list(self.notes),
+            "withdrawn": self.withdrawn,
             "retrieval": self.evidence.as_dict() if self.evidence is not None else None,
         }
 
@@ -123,6 +125,16 @@ def support_prompt(sentence: str, passages: Sequence[str]) -> list[dict[str, str
         {"role": "user", "content": f"{joined}\n\nClaim: {sentence}\n\nDo the passages support the claim? "
                                     "Answer Yes or No."},
     ]
+
+
+def should_withdraw(sentences: Sequence[CheckedSentence], refused: bool) -> bool:
+    """True when some sentences were checked and every one failed against its own sources.
+
+    Such an answer is a guess dressed in citations; ``[answer] refuse_unsupported`` replaces it
+    with a refusal. Uncited sentences are not checked, so they neither trigger nor prevent this.
+    """
+    checked = [s for s in sentences if s.supported is not None]
+    return not refused and bool(checked) and not any(s.supported for s in checked)
 
 
 class Answerer:
@@ -229,8 +241,15 @@ class Answerer:
             CheckedSentence(s.text, s.sources, None) for s in parsed.sentences)
         timings["check_s"] = time.perf_counter() - t2
         timings["total_s"] = time.perf_counter() - t0
-        citations = tuple(self._citation(n, chunks[n - 1], sentences) for n in parsed.cited)
         notes = list(evidence.notes)
+        answer_text = parsed.text
+        withdrawn = self.settings.answer.refuse_unsupported and should_withdraw(sentences, refused)
+        if withdrawn:
+            checked = [s for s in sentences if s.supported is not None]
+            notes.append(f"the draft answer was withdrawn: none of its {len(checked)} cited sentence(s) is "
+                         f"supported by the sources it cites (draft: {parsed.text[:160]!r})")
+            refused, answer_text = True, REFUSAL
+        citations = () if withdrawn else tuple(self._citation(n, chunks[n - 1], sentences) for n in parsed.cited)
         if parsed.invalid:
             notes.append("removed citations of sources that do not exist: "
                          + ", ".join(f"[{n}]" for n in parsed.invalid))
@@ -240,8 +259,8 @@ class Answerer:
         uncited = [s for s in sentences if not s.sources]
         if uncited and not refused:
             notes.append(f"{len(uncited)} sentence(s) cite no source")
-        return Answer(question, parsed.text, refused, citations, tuple(chunks), sentences, parsed.invalid,
-                      evidence.queries, evidence.route.collections, timings, tuple(notes), evidence)
+        return Answer(question, answer_text, refused, citations, tuple(chunks), sentences, parsed.invalid,
+                      evidence.queries, evidence.route.collections, timings, tuple(notes), evidence, withdrawn)
 
     def _check(self, sentences: Sequence[CitedSentence], chunks: Sequence[ScoredChunk]) -> tuple[CheckedSentence, ...]:
         out = []

@@ -246,6 +246,8 @@ def ask(obj: Context, question: str, collection: str | None, retriever: str | No
     from rag.progress import print_answer_sources
 
     click.echo("")
+    if answer.withdrawn:
+        click.echo(f"\n{answer.answer} (withdrawn: the draft above is not supported by the sources it cites)")
     print_answer_sources(answer, explain)
     if explain:
         sys.stdout.flush()
@@ -326,6 +328,8 @@ def chat(obj: Context, collection: str | None, retriever: str | None, expand: st
                 click.echo("")
                 for note in answer.notes:
                     click.echo(f"rag: note: {note}", err=True)
+                if answer.withdrawn:
+                    click.echo(f"\n{answer.answer} (withdrawn: the draft above is not supported by the sources it cites)")
                 print_answer_sources(answer, explain)
                 if explain:
                     sys.stdout.flush()

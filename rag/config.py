@@ -119,6 +119,9 @@ class AnswerConfig(_Section):
     k: int = Field(5, ge=1, le=50, description="Passages given to the model as numbered sources.")
     check_support: bool = Field(True, description="Judge each cited sentence against its sources with the LLM.")
     support_threshold: float = Field(0.5, ge=0, le=1, description="P(yes) at or above which a sentence counts as supported.")
+    refuse_unsupported: bool = Field(
+        True, description="When no cited sentence is supported by its sources, answer that the documents do not "
+        "say (the draft is kept in the notes).")
 
 
 class QueryConfig(_Section):
