@@ -131,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hotpotqa", type=Path, help="suite folder from `rag eval import hotpotqa`")
     parser.add_argument("--clapnq", type=Path, help="suite folder from `rag eval import clapnq`")
     parser.add_argument("--configs", default="shipped,shipped-ce,untrained")
+    parser.add_argument("--model", action="append", default=[], metavar="DIR",
+                        help="also rerank with this model folder (its own blend), as config 'model:DIR'; repeatable")
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
@@ -145,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
         model, blend = CONFIGS[cfg]
         rerankers[cfg] = Reranker(model, batch_size=32, max_length=settings.rerank.max_length,
                                   threads=args.threads, blend=blend)
+    for folder in args.model:
+        rerankers[f"model:{folder}"] = Reranker(folder, batch_size=32, max_length=settings.rerank.max_length,
+                                                threads=args.threads)
     results = []
     if args.scifact:
         results.append(scifact(args.scifact, settings, home, rerankers, args.limit))
