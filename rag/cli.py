@@ -242,10 +242,15 @@ def ask(obj: Context, question: str, collection: str | None, retriever: str | No
     if as_json:
         click.echo(json.dumps(answer.as_dict(), ensure_ascii=False))
         return
+    click.echo("")
+    _print_answer_tail(answer, explain)
+
+
+def _print_answer_tail(answer: Any, explain: bool) -> None:
+    """After a streamed answer: the refusal if it was withdrawn, its sources, and the --explain lines."""
     from rag.answer import explain_lines
     from rag.progress import print_answer_sources
 
-    click.echo("")
     if answer.withdrawn:
         click.echo(f"\n{answer.answer} (withdrawn: the draft above is not supported by the sources it cites)")
     print_answer_sources(answer, explain)
@@ -276,10 +281,9 @@ def chat(obj: Context, collection: str | None, retriever: str | None, expand: st
     Example:
       rag chat --collection notes
     """
-    from rag.answer import Answerer, explain_lines
+    from rag.answer import Answerer
     from rag.chat import HELP, ChatSession
     from rag.home import list_collections
-    from rag.progress import print_answer_sources
 
     settings = _answer_settings(obj.settings, expand, multihop, max_hops)
     answerer = Answerer(settings, obj.home, collection, retriever=retriever)
@@ -328,13 +332,7 @@ def chat(obj: Context, collection: str | None, retriever: str | None, expand: st
                 click.echo("")
                 for note in answer.notes:
                     click.echo(f"rag: note: {note}", err=True)
-                if answer.withdrawn:
-                    click.echo(f"\n{answer.answer} (withdrawn: the draft above is not supported by the sources it cites)")
-                print_answer_sources(answer, explain)
-                if explain:
-                    sys.stdout.flush()
-                    for text in explain_lines(answer):
-                        click.echo(text)
+                _print_answer_tail(answer, explain)
     finally:
         answerer.close()
 
