@@ -12,7 +12,7 @@ from rag.config import Settings
 from rag.errors import StoreError
 from rag.expand import Expansion, expand_query, search_expanded
 from rag.multihop import HOP_DEPTH, Hop, multihop
-from rag.prompt import answer_messages
+from rag.prompt import answer_messages, answerable_messages
 from rag.retrieve import ScoredChunk
 from rag.route import DEFAULT_COLLECTION, CollectionSearch, Route, choose_route, routable
 from rag.search import Searcher
@@ -85,6 +85,7 @@ class Answer:
     notes: tuple[str, ...] = ()
     evidence: Evidence | None = None
     withdrawn: bool = False  # the streamed draft failed its support checks and was replaced by a refusal
+    answerable_probability: float | None = None  # the [answer] gate's P(yes); None when the gate is off
 
     def as_dict(self) -> dict[str, Any]:
         """The ``--json`` shape."""
@@ -113,6 +114,7 @@ class Answer:
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
             "notes": list(self.notes),
             "withdrawn": self.withdrawn,
+            "answerable_probability": self.answerable_probability,
             "retrieval": self.evidence.as_dict() if self.evidence is not None else None,
         }
 
@@ -224,16 +226,21 @@ class Answerer:
         evidence = evidence if evidence is not None else self.gather(query or question)
         timings: dict[str, float] = dict(evidence.timings)
         chunks = evidence.chunks
+        gate = self.settings.answer.gate
+        p_answerable = None
+        if gate > 0 and chunks:
+            tg = time.perf_counter()
+            p_answerable = round(self.llm.yes_probability(answerable_messages(question, chunks)), 4)
+            timings["gate_s"] = time.perf_counter() - tg
         t1 = time.perf_counter()
-        parts: list[str] = []
-        for delta in self.llm.stream(answer_messages(question, chunks)):
-            if not parts:
-                timings["first_token_s"] = time.perf_counter() - t0
-            parts.append(delta)
+        if p_answerable is not None and p_answerable < gate:
+            timings["first_token_s"] = time.perf_counter() - t0
             if on_token:
-                on_token(delta)
+                on_token(REFUSAL)
+            text = REFUSAL
+        else:
+            text = self._generate(question, chunks, t0, timings, on_token)
         timings["generate_s"] = time.perf_counter() - t1
-        text = "".join(parts).strip()
         parsed = parse_answer(text, len(chunks))
         refused = is_refusal(text)
         t2 = time.perf_counter()
@@ -250,6 +257,9 @@ class Answerer:
                          f"supported by the sources it cites (draft: {parsed.text[:160]!r})")
             refused, answer_text = True, REFUSAL
         citations = () if withdrawn else tuple(self._citation(n, chunks[n - 1], sentences) for n in parsed.cited)
+        if p_answerable is not None and p_answerable < gate:
+            notes.append(f"not answered: the LLM judged that the sources do not contain the answer "
+                         f"(P(yes) {p_answerable:.2f} < [answer] gate {gate:g})")
         if parsed.invalid:
             notes.append("removed citations of sources that do not exist: "
                          + ", ".join(f"[{n}]" for n in parsed.invalid))
@@ -260,7 +270,20 @@ class Answerer:
         if uncited and not refused:
             notes.append(f"{len(uncited)} sentence(s) cite no source")
         return Answer(question, answer_text, refused, citations, tuple(chunks), sentences, parsed.invalid,
-                      evidence.queries, evidence.route.collections, timings, tuple(notes), evidence, withdrawn)
+                      evidence.queries, evidence.route.collections, timings, tuple(notes), evidence, withdrawn,
+                      p_answerable)
+
+    def _generate(self, question: str, chunks: Sequence[ScoredChunk], t0: float, timings: dict[str, float],
+                  on_token: Callable[[str], None] | None) -> str:
+        """Stream the cited answer, noting the time to its first token."""
+        parts: list[str] = []
+        for delta in self.llm.stream(answer_messages(question, chunks)):
+            if not parts:
+                timings["first_token_s"] = time.perf_counter() - t0
+            parts.append(delta)
+            if on_token:
+                on_token(delta)
+        return "".join(parts).strip()
 
     def _check(self, sentences: Sequence[CitedSentence], chunks: Sequence[ScoredChunk]) -> tuple[CheckedSentence, ...]:
         out = []

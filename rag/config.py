@@ -122,6 +122,9 @@ class AnswerConfig(_Section):
     refuse_unsupported: bool = Field(
         True, description="When no cited sentence is supported by its sources, answer that the documents do not "
         "say (the draft is kept in the notes).")
+    gate: float = Field(
+        0.0, ge=0, le=1, description="Before answering, ask the LLM whether the sources contain the answer and "
+        "refuse without generating when P(yes) is below this (0: off).")
 
 
 class QueryConfig(_Section):

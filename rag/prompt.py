@@ -40,6 +40,20 @@ def answer_messages(question: str, chunks: Sequence[ScoredChunk]) -> list[dict[s
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
 
+GATE_QUESTION = "Do the sources above contain the answer to this question? Answer Yes or No."
+
+
+def answerable_messages(question: str, chunks: Sequence[ScoredChunk]) -> list[dict[str, str]]:
+    """The answer prompt with a yes/no question appended: do the sources contain the answer?
+
+    It starts exactly like :func:`answer_messages`, so a llama.cpp server that keeps the prompt's
+    KV cache does not read the sources twice when the answer follows.
+    """
+    messages = answer_messages(question, chunks)
+    messages[-1] = {"role": "user", "content": f"{messages[-1]['content']}\n\n{GATE_QUESTION}"}
+    return messages
+
+
 def rewrite_messages(history: Sequence[tuple[str, str]], follow_up: str) -> list[dict[str, str]]:
     """Chat messages asking to turn a follow-up question into a standalone search query."""
     turns = "\n".join(f"User: {q}\nAssistant: {a}" for q, a in history[-4:])

@@ -101,10 +101,16 @@ class Reranker:
             torch.set_num_threads(previous)
         return [float(x) for x in out]
 
-    def rerank(self, query: str, chunks: Sequence[ScoredChunk], top_n: int) -> list[ScoredChunk]:
-        """Reorder the first ``top_n`` chunks by (blended) cross-encoder score; the rest keep their order below."""
+    def rerank(self, query: str, chunks: Sequence[ScoredChunk], top_n: int,
+               scored: Sequence[float] | None = None) -> list[ScoredChunk]:
+        """Reorder the first ``top_n`` chunks by (blended) cross-encoder score; the rest keep their order below.
+
+        ``scored``: this model's scores of those chunks when already computed (e.g. to compare blends).
+        """
         head, tail = list(chunks[:top_n]), list(chunks[top_n:])
-        scored = self.scores(query, [c.text for c in head])
+        scored = list(scored) if scored is not None else self.scores(query, [c.text for c in head])
+        if len(scored) != len(head):
+            raise ValueError(f"{len(scored)} precomputed scores for {len(head)} chunks")
         final = [float(x) for x in blended([c.score for c in head], scored, self.blend)] if head else []
         order = sorted(range(len(head)), key=lambda i: (-final[i], i))
         reranked = [

@@ -2,7 +2,8 @@
 
 Stages: read the training sources (rag.tune_data), index each corpus and mine hard
 negatives with the hybrid retriever (rag.tune_mine), train a sentence-transformers
-``CrossEncoder`` with binary cross-entropy on (question, passage, 0/1) pairs while a
+``CrossEncoder`` (binary cross-entropy on (question, passage, 0/1) pairs, or a listwise softmax
+over each question's gold passage and its hard negatives) while a
 held-out slice of the questions decides early stopping, then choose how much of the
 hybrid score to keep beside the cross-encoder's (the blend) on that same held-out
 slice, and save. Checkpoints go to ``OUT/checkpoints``: a rerun resumes from the last.
@@ -57,7 +58,7 @@ class TuneOptions:
     compact: bool = True
     restart: bool = False
     threads: int = 2
-    loss: str = "bce"
+    loss: str = "listwise"
 
 
 def heldout_ndcg(items: Sequence[Mined], gold: dict[str, frozenset[str]], scores: Sequence[Sequence[float]] | None,
@@ -161,6 +162,7 @@ def tune_reranker(opts: TuneOptions, settings: Settings, home: Path, say: Callab
     np.random.seed(opts.seed)
     started = time.perf_counter()
     prep = prepare(opts, settings, home, say)
+    torch.set_num_threads(max(1, opts.threads))  # searching for negatives set query-time threads
     train, held, gold, sources = prep.train, prep.held, prep.gold, prep.notes
     rows = _rows(train, opts.loss, opts.negatives)
     pairs = sum(len(m.positives) + len(m.negatives) for m in train)
@@ -217,7 +219,8 @@ def write_model_card(out: Path, summary: dict[str, Any]) -> None:
     h = summary["heldout"]
     lines = [
         "# Cross-encoder reranker trained with `rag tune reranker`", "",
-        f"Base model: `{summary['base']}` (sentence-transformers `CrossEncoder`, one output, binary cross-entropy).",
+        f"Base model: `{summary['base']}` (sentence-transformers `CrossEncoder`, one output; "
+        f"{'listwise softmax' if summary['settings'].get('loss') == 'listwise' else 'binary cross-entropy'} loss).",
         "Stored as the tensors that differ from the base, in fp16 (`reranker.safetensors`, `rag_reranker.json`)"
         if summary["settings"].get("compact") else "Stored as a full model folder.", "",
         "## Training data", "",

@@ -10,6 +10,7 @@ import pytest
 
 from ingest.pipeline import Ingestor
 from rag.answer import Answerer
+from rag.cite import REFUSAL
 from rag.config import LlmConfig, Settings
 from rag.errors import RagError
 from rag.llm import LlmClient
@@ -51,6 +52,26 @@ def test_ask_returns_checked_citations(settings: Settings, rag_home: Path, embed
     for key in ("answer", "refused", "citations", "sources", "queries", "route", "timings"):
         assert key in data
     assert data["timings"]["first_token_s"] > 0 and json.dumps(data)
+
+
+def test_gate_refuses_before_generating(settings: Settings, rag_home: Path, embedder, docs: Path, tiny_llm) -> None:  # type: ignore[no-untyped-def]
+    Ingestor(settings, rag_home, embedder=embedder).run([docs])
+    gated = settings.model_copy(update={"answer": settings.answer.model_copy(update={"gate": 1.0})})
+    answerer = Answerer(gated, rag_home, llm=tiny_llm, rerank=False)
+    streamed: list[str] = []
+    try:
+        answer = answerer.ask("How often should succulents be watered?", on_token=streamed.append)
+        answerer.settings = settings  # gate off: no probability, an answer is generated
+        plain = answerer.ask("How often should succulents be watered?")
+    finally:
+        answerer.searcher.close()
+    p = answer.answerable_probability
+    assert p is not None and 0.0 <= p <= 1.0 and "gate_s" in answer.timings
+    if p < 1.0:  # the tiny model is never certain: the gate refuses, streams the refusal, cites nothing
+        assert answer.refused and answer.answer == REFUSAL and "".join(streamed) == REFUSAL
+        assert not answer.citations and any("[answer] gate" in n for n in answer.notes)
+    assert plain.answerable_probability is None and "gate_s" not in plain.timings
+    assert answer.as_dict()["answerable_probability"] == p
 
 
 def test_endpoint_down_is_one_line(tmp_path: Path, docs: Path) -> None:

@@ -120,6 +120,17 @@ def test_compact_weights_round_trip_and_skip_frozen_embeddings(tmp_path: Path) -
     assert Reranker(str(tmp_path)).blend == 0.3  # the product's loader takes the recommended blend
     assert Reranker(str(tmp_path), blend=1.0).blend == 1.0
 
+    from rag.retrieve import ScoredChunk
+
+    rr = Reranker(str(tmp_path))
+    hits = [ScoredChunk(name, text, f"{name}.txt", 1.0 - i / 10) for i, (name, text) in enumerate(TOPICS.items())]
+    fresh = rr.rerank("what causes tides", hits, 3)
+    given = rr.rerank("what causes tides", hits, 3, rr.scores("what causes tides", [h.text for h in hits[:3]]))
+    assert [c.chunk_id for c in given] == [c.chunk_id for c in fresh] and len(fresh) == len(hits)
+    assert [c.score for c in given] == pytest.approx([c.score for c in fresh])
+    with pytest.raises(ValueError, match="2 precomputed scores for 3 chunks"):
+        rr.rerank("what causes tides", hits, 3, [0.0, 1.0])
+
 
 def test_tune_reranker_learns_and_writes_a_loadable_model(tmp_path: Path, rag_home: Path) -> None:
     suite = make_suite(tmp_path / "suite")
