@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,13 @@ def new_cross_encoder(base: str, max_length: int, seed: int = 13) -> Any:
     from sentence_transformers import CrossEncoder
 
     torch.manual_seed(seed)
-    return CrossEncoder(target, num_labels=1, max_length=max_length, device="cpu")
+    quiet = logging.getLogger("sentence_transformers.base.model")  # "Converting SentenceTransformer model ..."
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        return CrossEncoder(target, num_labels=1, max_length=max_length, device="cpu")
+    finally:
+        quiet.setLevel(level)
 
 
 def save_compact(model: Any, base: str, folder: str | Path, meta: dict[str, Any]) -> dict[str, Any]:

@@ -78,9 +78,9 @@ def tune_reranker_cmd(obj: Context, as_json: bool, **kw: Any) -> None:
 
     \b
     Example (how the shipped reranker is made):
-      rag tune reranker --train ../shared/data/ares-train --ares-per-file 100 \\
+      rag tune reranker --train ../shared/data/ares-train --ares-per-file 150 \\
           --train ../shared/data/scifact --loss listwise --lr 1.5e-4 \\
-          --max-length 192 --epochs 1.5 --eval-steps 30 --out rag/models/reranker
+          --max-length 192 --epochs 2 --eval-steps 40 --out rag/models/reranker
     """
     from rag.tune import tune_reranker
 
