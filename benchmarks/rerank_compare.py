@@ -41,7 +41,7 @@ from evals.beir_run import beir_settings, collection_name, ingest_beir  # noqa: 
 from evals.metrics import ndcg_at_k  # noqa: E402
 from evals.suite import read_suite  # noqa: E402
 from rag.config import Settings, load_settings, resolve_home  # noqa: E402
-from rag.rerank import RERANK, SHIPPED, Reranker  # noqa: E402
+from rag.rerank import SHIPPED, Reranker  # noqa: E402
 from rag.retrieve import ScoredChunk  # noqa: E402
 from rag.search import Searcher  # noqa: E402
 
@@ -68,12 +68,11 @@ def _run(name: str, questions: list[tuple[str, str, Any]], searcher: Searcher, d
         values["hybrid"].append(metric(gold, _rankings(hits, key)))
         scored: dict[int, list[float]] = {}  # configurations sharing a model reuse its scores
         for cfg, rr in rerankers.items():
-            t0 = time.perf_counter()
-            out = rr.rerank(text, hits, TOP_N, scored.get(id(rr.model)))
             if id(rr.model) not in scored:  # latency counts scoring, so only where the model ran
+                t0 = time.perf_counter()
+                scored[id(rr.model)] = rr.scores(text, [h.text for h in hits[:TOP_N]])
                 latency.setdefault(cfg, []).append((time.perf_counter() - t0) * 1000)
-                by_id = {c.chunk_id: c.scores[RERANK] for c in out[:TOP_N]}
-                scored[id(rr.model)] = [by_id[h.chunk_id] for h in hits[:TOP_N]]
+            out = rr.rerank(text, hits, TOP_N, scored[id(rr.model)])
             values.setdefault(cfg, []).append(metric(gold, _rankings(out, key)))
         if i % 50 == 0:
             print(f"{name}: {i}/{len(questions)} ({time.perf_counter() - started:.0f} s)", file=sys.stderr)

@@ -232,8 +232,9 @@ class Answerer:
             tg = time.perf_counter()
             p_answerable = round(self.llm.yes_probability(answerable_messages(question, chunks)), 4)
             timings["gate_s"] = time.perf_counter() - tg
+        gated = p_answerable is not None and p_answerable < gate
         t1 = time.perf_counter()
-        if p_answerable is not None and p_answerable < gate:
+        if gated:
             timings["first_token_s"] = time.perf_counter() - t0
             if on_token:
                 on_token(REFUSAL)
@@ -257,7 +258,7 @@ class Answerer:
                          f"supported by the sources it cites (draft: {parsed.text[:160]!r})")
             refused, answer_text = True, REFUSAL
         citations = () if withdrawn else tuple(self._citation(n, chunks[n - 1], sentences) for n in parsed.cited)
-        if p_answerable is not None and p_answerable < gate:
+        if gated:
             notes.append(f"not answered: the LLM judged that the sources do not contain the answer "
                          f"(P(yes) {p_answerable:.2f} < [answer] gate {gate:g})")
         if parsed.invalid:
