@@ -28,6 +28,7 @@ import openai
 from rag.config import LlmConfig, Settings
 from rag.errors import ConfigError, RagError
 from rag.llm import LlmClient
+from rag.prompt import ANSWER_CHECK_ROLE, CHECK_PREMISE_CHARS, answer_check_body, clip, passages_block
 
 __all__ = [
     "METHODS", "Judge", "JudgeClient", "JudgeError", "JudgeInfo", "JudgeOutputError", "JsonJudge",
@@ -36,7 +37,7 @@ __all__ = [
 
 Method = Literal["logprob", "json"]
 METHODS: tuple[str, ...] = ("logprob", "json")
-MAX_PREMISE_CHARS = 9000
+MAX_PREMISE_CHARS = CHECK_PREMISE_CHARS
 """Premise text longer than this is cut (with a marker) so a judge prompt fits a 4k context."""
 
 
@@ -114,10 +115,6 @@ class JudgeClient(LlmClient):
     def api_key(self) -> str:
         """The key sent to the endpoint ("unused" for none); for clients built by other libraries."""
         return self._api_key
-
-
-def _truncate(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit].rstrip() + " [...]"
 
 
 class _EndpointJudge:
@@ -234,22 +231,15 @@ def entailment_question(premises: Sequence[str], claim: str, question: str | Non
     The wording asks for a strict reading ("clearly state"; "No" when the passages say
     something else or nothing): on ARES rows with the local 1.5B model a plain "do the
     passages support it?" left unfaithful answers near P(yes) 0.7 and pooled AUROC at 0.85;
-    this wording gave 0.91 on the same 40 rows (see benchmarks/judge_ares.py).
+    this wording gave 0.91 on the same 40 rows (see benchmarks/judge_ares.py). The question
+    form is also what ``[answer] verify`` asks at answer time (rag.prompt).
     """
-    budget = max(500, MAX_PREMISE_CHARS // max(1, len(premises)))
-    joined = "\n\n".join(f"<passage>\n{_truncate(p.strip(), budget)}\n</passage>" for p in premises)
     if question:
-        return YesNoQuestion(
-            "You verify answers against passages. Say Yes only if the passages clearly state that the given answer "
-            "answers the question. Say No if the passages say something else, do not mention it, or the answer "
-            "does not address the question.",
-            f"{joined}\n\nQuestion: {question.strip()}\nAnswer: {claim.strip()}\n\n"
-            "Do the passages state that this is the answer to the question?",
-        )
+        return YesNoQuestion(ANSWER_CHECK_ROLE, answer_check_body(premises, question, claim))
     return YesNoQuestion(
         "You verify claims against passages. Say Yes only if the passages clearly state the claim. Say No if the "
         "passages say something else or do not mention it.",
-        f"{joined}\n\nClaim: {claim.strip()}\n\nDo the passages state this claim?",
+        f"{passages_block(premises)}\n\nClaim: {claim.strip()}\n\nDo the passages state this claim?",
     )
 
 
@@ -257,7 +247,7 @@ def relevance_question(question: str, answer: str) -> YesNoQuestion:
     """Does ``answer`` respond to ``question`` (whether or not it is right)?"""
     return YesNoQuestion(
         "You judge whether an answer responds to the question that was asked, not whether it is true.",
-        f"Question: {question.strip()}\nAnswer: {_truncate(answer.strip(), MAX_PREMISE_CHARS)}\n\n"
+        f"Question: {question.strip()}\nAnswer: {clip(answer.strip(), MAX_PREMISE_CHARS)}\n\n"
         "Does the answer respond to the question?",
     )
 
@@ -267,8 +257,8 @@ def correctness_question(question: str, reference: str, answer: str) -> YesNoQue
     return YesNoQuestion(
         "You grade answers against a reference answer. Extra detail is fine; a different or missing "
         "answer is not.",
-        f"Question: {question.strip()}\nReference answer: {_truncate(reference.strip(), MAX_PREMISE_CHARS // 2)}\n"
-        f"Answer to grade: {_truncate(answer.strip(), MAX_PREMISE_CHARS // 2)}\n\n"
+        f"Question: {question.strip()}\nReference answer: {clip(reference.strip(), MAX_PREMISE_CHARS // 2)}\n"
+        f"Answer to grade: {clip(answer.strip(), MAX_PREMISE_CHARS // 2)}\n\n"
         "Does the answer to grade give the same answer as the reference?",
     )
 

@@ -12,7 +12,7 @@ from rag.config import Settings
 from rag.errors import StoreError
 from rag.expand import Expansion, expand_query, search_expanded
 from rag.multihop import HOP_DEPTH, Hop, multihop
-from rag.prompt import answer_messages, answerable_messages
+from rag.prompt import answer_messages, answerable_messages, verify_messages
 from rag.retrieve import ScoredChunk
 from rag.route import DEFAULT_COLLECTION, CollectionSearch, Route, choose_route, routable
 from rag.search import Searcher
@@ -86,6 +86,7 @@ class Answer:
     evidence: Evidence | None = None
     withdrawn: bool = False  # the streamed draft failed its support checks and was replaced by a refusal
     answerable_probability: float | None = None  # the [answer] gate's P(yes); None when the gate is off
+    verified_probability: float | None = None  # the [answer] verify check's P(yes); None when not asked
 
     def as_dict(self) -> dict[str, Any]:
         """The ``--json`` shape."""
@@ -115,6 +116,7 @@ class Answer:
             "notes": list(self.notes),
             "withdrawn": self.withdrawn,
             "answerable_probability": self.answerable_probability,
+            "verified_probability": self.verified_probability,
             "retrieval": self.evidence.as_dict() if self.evidence is not None else None,
         }
 
@@ -244,15 +246,27 @@ class Answerer:
         timings["generate_s"] = time.perf_counter() - t1
         parsed = parse_answer(text, len(chunks))
         refused = is_refusal(text)
+        verify = self.settings.answer.verify
+        p_stated = None
+        if verify > 0 and not refused:  # against the passages it cites, or all of them when it cites none
+            tv = time.perf_counter()
+            read = [chunks[n - 1].text for n in sorted(parsed.cited)] or [c.text for c in chunks]
+            p_stated = round(self.llm.yes_probability(verify_messages(question, parsed.text, read)), 4)
+            timings["verify_s"] = time.perf_counter() - tv
+        unverified = p_stated is not None and p_stated < verify
         t2 = time.perf_counter()
-        sentences = self._check(parsed.sentences, chunks) if not refused else tuple(
+        sentences = self._check(parsed.sentences, chunks) if not (refused or unverified) else tuple(
             CheckedSentence(s.text, s.sources, None) for s in parsed.sentences)
         timings["check_s"] = time.perf_counter() - t2
         timings["total_s"] = time.perf_counter() - t0
         notes = list(evidence.notes)
         answer_text = parsed.text
-        withdrawn = self.settings.answer.refuse_unsupported and should_withdraw(sentences, refused)
-        if withdrawn:
+        withdrawn = unverified or (self.settings.answer.refuse_unsupported and should_withdraw(sentences, refused))
+        if unverified:
+            notes.append(f"the draft answer was withdrawn: the LLM judged that the sources do not state it "
+                         f"(P(yes) {p_stated:.2f} < [answer] verify {verify:g}; draft: {parsed.text[:160]!r})")
+            refused, answer_text = True, REFUSAL
+        elif withdrawn:
             checked = [s for s in sentences if s.supported is not None]
             notes.append(f"the draft answer was withdrawn: none of its {len(checked)} cited sentence(s) is "
                          f"supported by the sources it cites (draft: {parsed.text[:160]!r})")
@@ -272,7 +286,7 @@ class Answerer:
             notes.append(f"{len(uncited)} sentence(s) cite no source")
         return Answer(question, answer_text, refused, citations, tuple(chunks), sentences, parsed.invalid,
                       evidence.queries, evidence.route.collections, timings, tuple(notes), evidence, withdrawn,
-                      p_answerable)
+                      p_answerable, p_stated)
 
     def _generate(self, question: str, chunks: Sequence[ScoredChunk], t0: float, timings: dict[str, float],
                   on_token: Callable[[str], None] | None) -> str:

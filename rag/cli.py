@@ -252,7 +252,7 @@ def _print_answer_tail(answer: Any, explain: bool) -> None:
     from rag.progress import print_answer_sources
 
     if answer.withdrawn:
-        click.echo(f"\n{answer.answer} (withdrawn: the draft above is not supported by the sources it cites)")
+        click.echo(f"\n{answer.answer} (withdrawn: the sources do not support the draft above)")
     print_answer_sources(answer, explain)
     if explain:
         sys.stdout.flush()

@@ -125,6 +125,10 @@ class AnswerConfig(_Section):
     gate: float = Field(
         0.0, ge=0, le=1, description="Before answering, ask the LLM whether the sources contain the answer and "
         "refuse without generating when P(yes) is below this (0: off).")
+    verify: float = Field(
+        0.65, ge=0, le=1, description="After the draft, ask the LLM whether the passages it cites (all sources when "
+        "it cites none) state it as the answer to the question, and withdraw it (answer that the documents do not "
+        "say) when P(yes) is below this (0: off).")
 
 
 class QueryConfig(_Section):

@@ -74,6 +74,30 @@ def test_gate_refuses_before_generating(settings: Settings, rag_home: Path, embe
     assert answer.as_dict()["answerable_probability"] == p
 
 
+def test_verify_withdraws_a_draft_the_llm_does_not_confirm(settings: Settings, rag_home: Path, embedder, docs: Path,
+                                                           tiny_llm) -> None:  # type: ignore[no-untyped-def]
+    Ingestor(settings, rag_home, embedder=embedder).run([docs])
+    strict = settings.model_copy(update={"answer": settings.answer.model_copy(update={"verify": 1.0})})
+    answerer = Answerer(strict, rag_home, llm=tiny_llm, rerank=False)
+    try:
+        answer = answerer.ask("How often should succulents be watered?")
+        answerer.settings = settings.model_copy(update={"answer": settings.answer.model_copy(update={"verify": 0.0})})
+        plain = answerer.ask("How often should succulents be watered?")  # verify off: no probability
+    finally:
+        answerer.searcher.close()
+    assert plain.verified_probability is None and "verify_s" not in plain.timings
+    if plain.refused:  # the tiny model refused by itself: nothing to verify
+        assert answer.verified_probability is None
+        return
+    p = answer.verified_probability
+    assert p is not None and 0.0 <= p <= 1.0 and "verify_s" in answer.timings
+    if p < 1.0:  # never certain: the draft is withdrawn, nothing is cited, the draft is kept in the notes
+        assert answer.refused and answer.withdrawn and answer.answer == REFUSAL and not answer.citations
+        assert all(s.supported is None for s in answer.sentences)
+        assert any("[answer] verify" in n for n in answer.notes)
+    assert answer.as_dict()["verified_probability"] == p
+
+
 def test_endpoint_down_is_one_line(tmp_path: Path, docs: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
