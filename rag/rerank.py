@@ -18,13 +18,14 @@ from __future__ import annotations
 from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from rag.config import RerankConfig
 from rag.errors import ModelLoadError
 from rag.retrieve import ScoredChunk
+from rag.threads import torch_threads
 
 RERANK = "rerank"
 HUB_DEFAULT = "cross-encoder/ms-marco-MiniLM-L-6-v2"
@@ -90,15 +91,8 @@ class Reranker:
         """Relevance score of each text for the query (higher is better)."""
         if not texts:
             return []
-        import torch
-
-        previous = torch.get_num_threads()
-        if self.threads:
-            torch.set_num_threads(self.threads)
-        try:
+        with torch_threads(self.threads):
             out = self.model.predict([(query, t) for t in texts], batch_size=self.batch_size, show_progress_bar=False)
-        finally:
-            torch.set_num_threads(previous)
         return [float(x) for x in out]
 
     def rerank(self, query: str, chunks: Sequence[ScoredChunk], top_n: int,

@@ -17,8 +17,10 @@ from rag.retrieve import (
     discover_retrievers,
     make_retriever,
 )
+from rag.threads import torch_threads
 
 MAX_K = 1000
+EMPTY_QUERY = "empty query; type some words to search for"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,10 +69,6 @@ class Searcher:
         rerank: bool | None = None,
     ) -> None:
         self.settings = settings
-        if settings.embedding.query_threads:
-            import torch
-
-            torch.set_num_threads(settings.embedding.query_threads)
         self.ctx = RetrieverContext(settings, home, collection)
         if self.ctx.store.count() == 0:
             raise StoreError(
@@ -95,7 +93,7 @@ class Searcher:
         """Reject empty queries and queries longer than the embedding model reads."""
         query = query.strip()
         if not query:
-            raise ConfigError("empty query; type some words to search for")
+            raise ConfigError(EMPTY_QUERY)
         limit = int(self.ctx.embedder.info.max_seq_length)
         tokens = len(self.ctx.embedder.model.tokenizer(query, add_special_tokens=True)["input_ids"])
         if tokens > limit:
@@ -113,7 +111,8 @@ class Searcher:
         t0 = time.perf_counter()
         depth = max(k, self.settings.rerank.top_n) if self._reranker is not None else k
         try:
-            results = self.retriever.retrieve(query, depth, flt)
+            with torch_threads(self.settings.embedding.query_threads):
+                results = self.retriever.retrieve(query, depth, flt)
         except RagError:
             raise
         except Exception as exc:  # noqa: BLE001 - a plugin's failure becomes one clear line
@@ -140,6 +139,8 @@ def search(
     retriever: str | None = None, rerank: bool | None = None, flt: SearchFilter | None = None,
 ) -> SearchResult:
     """One-shot search (opens and closes the collection)."""
+    if not query.strip():  # before any model is loaded
+        raise ConfigError(EMPTY_QUERY)
     searcher = Searcher(settings, home, collection, retriever, rerank)
     try:
         return searcher.search(query, k, flt)

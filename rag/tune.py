@@ -162,7 +162,6 @@ def tune_reranker(opts: TuneOptions, settings: Settings, home: Path, say: Callab
     np.random.seed(opts.seed)
     started = time.perf_counter()
     prep = prepare(opts, settings, home, say)
-    torch.set_num_threads(max(1, opts.threads))  # searching for negatives set query-time threads
     train, held, gold, sources = prep.train, prep.held, prep.gold, prep.notes
     rows = _rows(train, opts.loss, opts.negatives)
     pairs = sum(len(m.positives) + len(m.negatives) for m in train)

@@ -53,7 +53,6 @@ def tune_embedder(opts: TuneOptions, settings: Settings, home: Path, say: Callab
     torch.set_num_threads(max(1, opts.threads))
     started = time.perf_counter()
     prep = prepare(opts, settings, home, say)
-    torch.set_num_threads(max(1, opts.threads))  # searching for negatives set query-time threads
     triplets: dict[str, list[str]] = {"anchor": [], "positive": [], "negative": []}
     for m in prep.train:
         if m.negatives:

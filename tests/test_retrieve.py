@@ -127,3 +127,19 @@ def test_empty_collection_says_ingest_first(settings, rag_home, embedder, tmp_pa
     Ingestor(settings, rag_home, embedder=embedder).run([tmp_path / "empty"])
     with pytest.raises(RagError, match="is empty; run `rag ingest"):
         Searcher(settings, rag_home)
+
+
+def test_query_threads_do_not_leak_to_the_caller(collection, rag_home) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    before = torch.get_num_threads()
+    want = 1 if before != 1 else 2
+    settings = collection.model_copy(update={"embedding": collection.embedding.model_copy(
+        update={"query_threads": want})})
+    searcher = Searcher(settings, rag_home, rerank=False)
+    try:
+        assert torch.get_num_threads() == before
+        assert searcher.search("water", k=3).results
+        assert torch.get_num_threads() == before
+    finally:
+        searcher.close()
