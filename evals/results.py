@@ -22,7 +22,7 @@ __all__ = ["OUTPUT_KEYS", "EvalItem", "read_results", "write_results", "write_ru
 
 OUTPUT_KEYS: tuple[str, ...] = (
     "retrieved", "context_sources", "refused", "statements", "metrics", "verdicts", "judge", "ragas_judge", "errors",
-    "timings", "key",
+    "timings", "key", "answer_checks",
 )
 """Keys a result line adds to the suite keys (``score`` reads such lines back)."""
 

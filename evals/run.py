@@ -417,6 +417,8 @@ def _evaluate(entry: EvalItem, engine: _Engine | None, scorer: Scorer, mapper: S
                 ans = engine.answer(item.question, evidence)
                 answer = ans.answer
                 timings.update({k: round(v, 3) for k, v in ans.timings.items()})
+                out["answer_checks"] = {"withdrawn": ans.withdrawn, "answerable_probability": ans.answerable_probability,
+                                        "verified_probability": ans.verified_probability, "notes": list(ans.notes)}
             retrieved = mapper.ranking(c.source for c in chunks)
             top = chunks[: engine.settings.answer.k]
             contexts = [c.text for c in top]
