@@ -36,7 +36,7 @@ from evals.answer_metrics import (
 )
 from evals.judge import (
     METHODS, RAGAS_METRICS, JudgeClient, JsonJudge, LogprobJudge, RagasJudge, correctness_question, endpoint_label, judge_config,
-    make_judge, relevance_question,
+    entailment_question, make_judge, relevance_question,
 )
 from evals.metrics import bootstrap_ci, query_metrics
 from evals.results import EvalItem, read_results
@@ -256,6 +256,23 @@ _UNKEYED = {"llm": ("threads", "timeout_s"), "embedding": ("batch_size", "query_
             "rerank": ("batch_size", "threads")}
 
 
+def prompt_digest() -> str:
+    """A digest of the prompts' wording (answer, gate, verify, support and judge questions), not of comments.
+
+    A cached result was produced by particular prompts: rewording one must not let old and new
+    answers mix in one run's numbers.
+    """
+    from rag.answer import support_prompt
+    from rag.prompt import answer_messages, answerable_messages, verify_messages
+
+    parts: list[Any] = [answer_messages("Q", []), answerable_messages("Q", []), verify_messages("Q", "A", ["P"]),
+                        support_prompt("S", ["P"])]
+    parts += [vars(q) if hasattr(q, "__dict__") else [q.role, q.body] for q in (
+        entailment_question(["P"], "C"), entailment_question(["P"], "C", "Q"), relevance_question("Q", "A"),
+        correctness_question("Q", "R", "A"))]
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def config_fingerprint(settings: Settings, options: EvalOptions, judge: LlmConfig | None) -> dict[str, Any]:
     """The settings and options that can change a result (threads, timeouts and batch sizes cannot)."""
     dumped = settings.model_dump()
@@ -266,7 +283,7 @@ def config_fingerprint(settings: Settings, options: EvalOptions, judge: LlmConfi
                                       if judge is None else set())
     opts = {f.name: getattr(options, f.name) for f in fields(options) if f.name not in skip}
     return {
-        "version": EVAL_VERSION, "settings": dumped, "options": opts,
+        "version": EVAL_VERSION, "prompts": prompt_digest(), "settings": dumped, "options": opts,
         "judge": None if judge is None else {"endpoint": endpoint_label(judge), "model": judge.model},
     }
 
@@ -417,8 +434,10 @@ def _evaluate(entry: EvalItem, engine: _Engine | None, scorer: Scorer, mapper: S
                 ans = engine.answer(item.question, evidence)
                 answer = ans.answer
                 timings.update({k: round(v, 3) for k, v in ans.timings.items()})
-                out["answer_checks"] = {"withdrawn": ans.withdrawn, "answerable_probability": ans.answerable_probability,
-                                        "verified_probability": ans.verified_probability, "notes": list(ans.notes)}
+                out["answer_checks"] = {
+                    "withdrawn": ans.withdrawn, "answerable_probability": ans.answerable_probability,
+                    "verified_probability": ans.verified_probability, "notes": list(ans.notes),
+                }
             retrieved = mapper.ranking(c.source for c in chunks)
             top = chunks[: engine.settings.answer.k]
             contexts = [c.text for c in top]

@@ -247,3 +247,15 @@ def test_answers_and_judge_with_smollm2(suite: Path, tmp_path: Path, rag_home: P
     assert "<table>" in report.read_text() and (tmp_path / "a-scores.png").exists()
     again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert json.loads(again.stdout)["cached"] == 2 and json.loads(again.stdout)["metrics"] == data["metrics"]
+
+
+def test_rewording_a_prompt_changes_the_cache_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cached answers from an older prompt must not be reused: the prompts' wording is part of the key."""
+    import rag.prompt
+    from evals.run import EvalOptions, config_fingerprint
+    from rag.config import Settings
+
+    before = config_fingerprint(Settings(), EvalOptions(), None)
+    assert config_fingerprint(Settings(), EvalOptions(), None) == before
+    monkeypatch.setattr(rag.prompt, "SYSTEM", rag.prompt.SYSTEM + " Be brief.")
+    assert config_fingerprint(Settings(), EvalOptions(), None)["prompts"] != before["prompts"]
