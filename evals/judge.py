@@ -28,7 +28,9 @@ import openai
 from rag.config import LlmConfig, Settings
 from rag.errors import ConfigError, RagError
 from rag.llm import LlmClient
-from rag.prompt import ANSWER_CHECK_ROLE, CHECK_PREMISE_CHARS, answer_check_body, clip, passages_block
+from rag.prompt import (
+    ANSWER_CHECK_ROLE, CHECK_PREMISE_CHARS, answer_check_body, clip, passages_block, yes_no_messages,
+)
 
 __all__ = [
     "METHODS", "Judge", "JudgeClient", "JudgeError", "JudgeInfo", "JudgeOutputError", "JsonJudge",
@@ -158,10 +160,7 @@ class LogprobJudge(_EndpointJudge):
 
     def messages(self, question: YesNoQuestion) -> list[dict[str, str]]:
         """The chat messages for ``question``."""
-        return [
-            {"role": "system", "content": f"{question.role} Answer with one word: Yes or No."},
-            {"role": "user", "content": f"{question.body}\n\nAnswer Yes or No."},
-        ]
+        return yes_no_messages(question.role, question.body)
 
     def probability(self, question: YesNoQuestion) -> float:
         """P(yes) / (P(yes) + P(no)); JudgeOutputError when neither word is among the top tokens."""

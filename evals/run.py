@@ -267,7 +267,7 @@ def prompt_digest() -> str:
 
     parts: list[Any] = [answer_messages("Q", []), answerable_messages("Q", []), verify_messages("Q", "A", ["P"]),
                         support_prompt("S", ["P"])]
-    parts += [vars(q) if hasattr(q, "__dict__") else [q.role, q.body] for q in (
+    parts += [[q.role, q.body] for q in (
         entailment_question(["P"], "C"), entailment_question(["P"], "C", "Q"), relevance_question("Q", "A"),
         correctness_question("Q", "R", "A"))]
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]

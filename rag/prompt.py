@@ -88,9 +88,14 @@ def verify_messages(question: str, answer: str, passages: Sequence[str]) -> list
     answers to unanswerable questions from answers to answerable ones with AUROC 0.86, where
     asking the model about its own draft in the same conversation gave 0.53.
     """
+    return yes_no_messages(ANSWER_CHECK_ROLE, answer_check_body(passages, question, answer))
+
+
+def yes_no_messages(role: str, body: str) -> list[dict[str, str]]:
+    """Chat messages for a one-word Yes/No judgement (read from the first token's log-probabilities)."""
     return [
-        {"role": "system", "content": f"{ANSWER_CHECK_ROLE} Answer with one word: Yes or No."},
-        {"role": "user", "content": f"{answer_check_body(passages, question, answer)}\n\nAnswer Yes or No."},
+        {"role": "system", "content": f"{role} Answer with one word: Yes or No."},
+        {"role": "user", "content": f"{body}\n\nAnswer Yes or No."},
     ]
 
 
