@@ -8,11 +8,11 @@ expected, so a broken download is easy to spot.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from evals.jsonl import iter_objects
 from evals.metrics import EvalDataError, Qrels, read_qrels_tsv
 
 
@@ -50,33 +50,21 @@ def _need(path: Path, folder: Path, split: str) -> Path:
     return path
 
 
-def _read_jsonl(path: Path, fields: tuple[str, ...]) -> Iterator[tuple[int, dict[str, object]]]:
-    """(line number, object) for each non-blank line; checks JSON and the required fields."""
+def _read_jsonl(path: Path, fields: tuple[str, ...]) -> Iterator[tuple[str, dict[str, object]]]:
+    """("<file> line <n>", object) for each non-blank line; checks JSON and the required fields."""
     expected = "one JSON object per line with " + ", ".join(f'"{f}"' for f in fields)
-    lineno = 0
-    try:
-        with open(path, encoding="utf-8-sig") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise BeirFormatError(f"{path} line {lineno}: invalid JSON ({exc.msg}); expected {expected}") from None
-                if not isinstance(obj, dict) or any(f not in obj for f in fields):
-                    got = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
-                    raise BeirFormatError(f"{path} line {lineno}: expected {expected}, got {got}")
-                yield lineno, obj
-    except UnicodeDecodeError as exc:
-        raise BeirFormatError(f"{path}: not UTF-8 text after line {lineno} ({exc.reason})") from None
+    for where, obj in iter_objects(path, BeirFormatError, f"; expected {expected}"):
+        if any(f not in obj for f in fields):
+            raise BeirFormatError(f"{where}: expected {expected}, got {sorted(obj)}")
+        yield where, obj
 
 
-def _text(obj: dict[str, object], key: str, path: Path, lineno: int) -> str:
+def _text(obj: dict[str, object], key: str, where: str) -> str:
     value = obj.get(key)
     if value is None:
         return ""
     if isinstance(value, bool) or not isinstance(value, str | int):
-        raise BeirFormatError(f"{path} line {lineno}: \"{key}\" must be a string, got {type(value).__name__}")
+        raise BeirFormatError(f"{where}: \"{key}\" must be a string, got {type(value).__name__}")
     return str(value)
 
 
@@ -88,14 +76,14 @@ def iter_corpus(path: str | Path) -> Iterator[tuple[str, str, str]]:
     """
     path = Path(path)
     seen: set[str] = set()
-    for lineno, obj in _read_jsonl(path, ("_id", "text")):
-        doc_id = _text(obj, "_id", path, lineno)
+    for where, obj in _read_jsonl(path, ("_id", "text")):
+        doc_id = _text(obj, "_id", where)
         if not doc_id:
-            raise BeirFormatError(f'{path} line {lineno}: "_id" is empty')
+            raise BeirFormatError(f'{where}: "_id" is empty')
         if doc_id in seen:
-            raise BeirFormatError(f"{path} line {lineno}: document id {doc_id!r} appears twice")
+            raise BeirFormatError(f"{where}: document id {doc_id!r} appears twice")
         seen.add(doc_id)
-        yield doc_id, _text(obj, "title", path, lineno), _text(obj, "text", path, lineno)
+        yield doc_id, _text(obj, "title", where), _text(obj, "text", where)
 
 
 def load_beir(folder: str | Path, split: str = "test") -> BeirData:
@@ -115,10 +103,10 @@ def load_beir(folder: str | Path, split: str = "test") -> BeirData:
     if not qrels:
         raise BeirFormatError(f"{qrels_path} holds no judgments: expected 'query-id<TAB>corpus-id<TAB>score' lines")
     queries: dict[str, str] = {}
-    for lineno, obj in _read_jsonl(queries_path, ("_id", "text")):
-        qid = _text(obj, "_id", queries_path, lineno)
+    for where, obj in _read_jsonl(queries_path, ("_id", "text")):
+        qid = _text(obj, "_id", where)
         if qid in qrels:
-            queries[qid] = _text(obj, "text", queries_path, lineno)
+            queries[qid] = _text(obj, "text", where)
     lacking = [q for q in qrels if q not in queries]
     if lacking:
         raise BeirFormatError(

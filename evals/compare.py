@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from evals.jsonl import iter_objects
 from evals.metrics import EvalDataError, paired_bootstrap
 
 __all__ = ["Comparison", "compare_runs", "read_per_question"]
@@ -67,16 +68,10 @@ def read_per_question(path: Path) -> dict[str, dict[str, float | None]]:
             raise EvalDataError(f'{path}: a JSON summary needs "per_question" (from `rag eval run --json`)')
         return {str(q): _values(m, f"{path} question {q}") for q, m in per_question.items()}
     out: dict[str, dict[str, float | None]] = {}
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise EvalDataError(f"{path} line {lineno}: invalid JSON ({exc.msg})") from None
-        if not isinstance(obj, dict) or "id" not in obj or "metrics" not in obj:
-            raise EvalDataError(f'{path} line {lineno}: expected a result line with "id" and "metrics" (from --out)')
-        out[str(obj["id"])] = _values(obj["metrics"], f"{path} line {lineno}")
+    for where, obj in iter_objects(path, EvalDataError, ' (expected a result line of --out with "id" and "metrics")'):
+        if "id" not in obj or "metrics" not in obj:
+            raise EvalDataError(f'{where}: expected a result line with "id" and "metrics" (from --out)')
+        out[str(obj["id"])] = _values(obj["metrics"], where)
     if not out:
         raise EvalDataError(f"{path} holds no results")
     return out

@@ -13,7 +13,6 @@ always gives the same names, whatever the order of its questions.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from evals.beir import load_beir
+from evals.jsonl import iter_objects
 from evals.metrics import EvalDataError
 from evals.suite import SuiteItem, write_suite
 
@@ -104,24 +104,6 @@ class _Pending:
     gold: tuple[Hashable, ...]
 
 
-def _jsonl(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    """("<file> line <n>", object) for each non-blank line of a JSONL file."""
-    try:
-        with open(path, encoding="utf-8-sig") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if line.strip():
-                    where = f"{path} line {lineno}"
-                    try:
-                        obj = json.loads(line)
-                    except json.JSONDecodeError as exc:
-                        raise ImportSourceError(f"{where}: invalid JSON ({exc.msg})") from None
-                    if not isinstance(obj, dict):
-                        raise ImportSourceError(f"{where}: expected a JSON object, got {type(obj).__name__}")
-                    yield where, obj
-    except UnicodeDecodeError as exc:
-        raise ImportSourceError(f"{path}: not UTF-8 text ({exc.reason})") from None
-
-
 def _get(obj: dict[str, Any], key: str, typ: type | tuple[type, ...], where: str) -> Any:
     value = obj.get(key)
     if not isinstance(value, typ) or isinstance(value, bool) and typ is not bool:
@@ -160,7 +142,7 @@ def _hotpotqa_file(src: Path) -> Path:
 
 def _hotpotqa(src: Path, corpus: _Corpus) -> list[_Pending]:
     pending = []
-    for where, obj in _jsonl(_hotpotqa_file(src)):
+    for where, obj in iter_objects(_hotpotqa_file(src), ImportSourceError):
         qid = str(_get(obj, "question_id", (str, int), where))
         question = _get(obj, "question_text", str, where)
         gold, gold_texts = [], []
@@ -192,7 +174,7 @@ def _clapnq_files(src: Path) -> list[tuple[Path, bool]]:
 def _clapnq(src: Path, corpus: _Corpus) -> list[_Pending]:
     pending = []
     for path, answerable in _clapnq_files(src):
-        for where, obj in _jsonl(path):
+        for where, obj in iter_objects(path, ImportSourceError):
             qid = str(_get(obj, "id", (str, int), where))
             question = _get(obj, "input", str, where)
             gold = []

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from evals.jsonl import iter_objects
 from evals.metrics import EvalDataError, Run, write_trec_run
 from evals.suite import SUITE_KEYS, SuiteFormatError, SuiteItem, item_from_json
 
@@ -46,34 +47,24 @@ def read_results(path: Path) -> list[EvalItem]:
         raise SuiteFormatError(f"{path} not found: expected JSONL lines with id, question, answer and contexts")
     entries: list[EvalItem] = []
     seen: set[str] = set()
-    with open(path, encoding="utf-8-sig") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            where = f"{path} line {lineno}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise SuiteFormatError(f"{where}: invalid JSON ({exc.msg} at column {exc.colno})") from None
-            if not isinstance(obj, dict):
-                raise SuiteFormatError(f"{where}: expected a JSON object, got {type(obj).__name__}")
-            extra = {k: obj.pop(k) for k in list(obj) if k in OUTPUT_KEYS}
-            unknown = [k for k in obj if k not in SUITE_KEYS]
-            if unknown:
-                raise SuiteFormatError(f"{where}: unknown key {unknown[0]!r}; allowed: suite keys and {', '.join(OUTPUT_KEYS)}")
-            item = item_from_json(obj, where)
-            if item.answer is None or item.contexts is None:
-                raise SuiteFormatError(f'{where}: no "answer" and "contexts" to score; `rag eval run` produces them')
-            if item.id in seen:
-                raise SuiteFormatError(f"{where}: id {item.id!r} appears twice")
-            seen.add(item.id)
-            retrieved = extra.get("retrieved")
-            sources = extra.get("context_sources")
-            for name, value in (("retrieved", retrieved), ("context_sources", sources)):
-                if value is not None and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
-                    raise SuiteFormatError(f'{where}: "{name}" must be a list of strings')
-            entries.append(EvalItem(item, tuple(retrieved) if retrieved is not None else None,
-                                    tuple(sources) if sources is not None else None))
+    for where, obj in iter_objects(path, SuiteFormatError):
+        extra = {k: obj.pop(k) for k in list(obj) if k in OUTPUT_KEYS}
+        unknown = [k for k in obj if k not in SUITE_KEYS]
+        if unknown:
+            raise SuiteFormatError(f"{where}: unknown key {unknown[0]!r}; allowed: suite keys and {', '.join(OUTPUT_KEYS)}")
+        item = item_from_json(obj, where)
+        if item.answer is None or item.contexts is None:
+            raise SuiteFormatError(f'{where}: no "answer" and "contexts" to score; `rag eval run` produces them')
+        if item.id in seen:
+            raise SuiteFormatError(f"{where}: id {item.id!r} appears twice")
+        seen.add(item.id)
+        retrieved = extra.get("retrieved")
+        sources = extra.get("context_sources")
+        for name, value in (("retrieved", retrieved), ("context_sources", sources)):
+            if value is not None and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
+                raise SuiteFormatError(f'{where}: "{name}" must be a list of strings')
+        entries.append(EvalItem(item, tuple(retrieved) if retrieved is not None else None,
+                                tuple(sources) if sources is not None else None))
     if not entries:
         raise SuiteFormatError(f"{path} holds no lines to score")
     return entries

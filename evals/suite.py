@@ -24,6 +24,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from evals.jsonl import iter_objects
 from evals.metrics import EvalDataError
 
 __all__ = ["SuiteFormatError", "SuiteItem", "item_from_json", "read_suite", "write_suite", "SUITE_KEYS"]
@@ -111,25 +112,13 @@ def read_suite(path: str | Path) -> list[SuiteItem]:
     if not path.is_file():
         raise SuiteFormatError(f"{path} not found: expected a suite file (JSONL, one question per line)")
     items: list[SuiteItem] = []
-    seen: dict[str, int] = {}
-    lineno = 0
-    try:
-        with open(path, encoding="utf-8-sig") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                where = f"{path} line {lineno}"
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise SuiteFormatError(f"{where}: invalid JSON ({exc.msg} at column {exc.colno})") from None
-                item = _item(obj, where)
-                if item.id in seen:
-                    raise SuiteFormatError(f"{where}: id {item.id!r} already used on line {seen[item.id]}")
-                seen[item.id] = lineno
-                items.append(item)
-    except UnicodeDecodeError as exc:
-        raise SuiteFormatError(f"{path}: not UTF-8 text after line {lineno} ({exc.reason})") from None
+    seen: dict[str, str] = {}
+    for where, obj in iter_objects(path, SuiteFormatError):
+        item = _item(obj, where)
+        if item.id in seen:
+            raise SuiteFormatError(f"{where}: id {item.id!r} already used on line {seen[item.id]}")
+        seen[item.id] = where.rsplit(" line ", 1)[1]
+        items.append(item)
     if not items:
         raise SuiteFormatError(f'{path} holds no questions: expected one JSON object per line with "id" and "question"')
     return items
