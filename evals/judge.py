@@ -27,7 +27,7 @@ import openai
 
 from rag.config import LlmConfig, Settings
 from rag.errors import ConfigError, RagError
-from rag.llm import LlmClient
+from rag.llm import LlmClient, yes_share
 from rag.prompt import (
     ANSWER_CHECK_ROLE, CHECK_PREMISE_CHARS, answer_check_body, clip, passages_block, yes_no_messages,
 )
@@ -85,22 +85,7 @@ class Judge(Protocol):
 
 
 class JudgeClient(LlmClient):
-    """An ``LlmClient`` that also reads the first token's top log-probabilities, and says where it points."""
-
-    def first_token_logprobs(self, messages: list[dict[str, Any]]) -> list[tuple[str, float]]:
-        """(token, logprob) of the top candidates for the first answer token (temperature 0)."""
-        client = self._openai()
-        try:
-            resp = client.chat.completions.create(
-                model=self._model, messages=messages, max_tokens=1, temperature=0.0, logprobs=True, top_logprobs=20,
-            )  # fmt: skip
-        except openai.OpenAIError as exc:
-            raise self._error(exc) from None
-        choice = resp.choices[0] if resp.choices else None
-        content = choice.logprobs.content if choice is not None and choice.logprobs else None
-        if not content:
-            return []
-        return [(top.token, float(top.logprob)) for top in content[0].top_logprobs or []]
+    """An ``LlmClient`` that says where it points, for the provenance of results and for ragas."""
 
     @property
     def model_name(self) -> str:
@@ -167,15 +152,10 @@ class LogprobJudge(_EndpointJudge):
         messages = self.messages(question)
         last = ""
         for _ in range(self.retries + 1):
-            tops = self.client.first_token_logprobs(messages)
-            mass = {"yes": 0.0, "no": 0.0}
-            for token, logprob in tops:
-                word = token.strip().lower()
-                if word in mass:
-                    mass[word] += math.exp(logprob)
-            total = mass["yes"] + mass["no"]
-            if total > 0.0:
-                return mass["yes"] / total
+            tops = self.client.first_token_logprobs(messages) or []
+            p = yes_share(tops)
+            if p is not None:
+                return p
             last = " ".join(t for t, _ in tops[:5]) if tops else "no log-probabilities"
         raise self._fail(self.retries + 1, last, '"Yes" or "No" among the top tokens')
 

@@ -22,7 +22,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import openai
 
@@ -299,12 +299,11 @@ class LlmClient:
         except openai.OpenAIError as exc:
             raise self._error(exc) from None
 
-    def yes_probability(self, prompt: str | Messages) -> float:
-        """P("Yes") / (P("Yes") + P("No")) for the next token after ``prompt``, for a yes/no judge.
+    def first_token_logprobs(self, messages: Messages) -> list[tuple[str, float]] | None:
+        """(token, logprob) of the top 20 candidates for the first answer token (temperature 0).
 
-        Reads the top log-probabilities of one generated token; 0.5 when neither word is among them.
+        None when the endpoint returns no log-probabilities at all.
         """
-        messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
         client = self._openai()
         try:
             resp = client.chat.completions.create(
@@ -312,16 +311,23 @@ class LlmClient:
             )  # fmt: skip
         except openai.OpenAIError as exc:
             raise self._error(exc) from None
-        content = resp.choices[0].logprobs.content if resp.choices and resp.choices[0].logprobs else None
+        choice = resp.choices[0] if resp.choices else None
+        content = choice.logprobs.content if choice is not None and choice.logprobs else None
         if not content:
+            return None
+        return [(top.token, float(top.logprob)) for top in content[0].top_logprobs or []]
+
+    def yes_probability(self, prompt: str | Messages) -> float:
+        """P("Yes") / (P("Yes") + P("No")) for the next token after ``prompt``, for a yes/no judge.
+
+        Reads the top log-probabilities of one generated token; 0.5 when neither word is among them.
+        """
+        messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+        tops = self.first_token_logprobs(messages)
+        if tops is None:
             raise LlmError(f"the LLM endpoint {self.endpoint} returned no logprobs; it cannot be used as a yes/no judge")
-        mass = {"yes": 0.0, "no": 0.0}
-        for top in content[0].top_logprobs or []:
-            word = top.token.strip().lower()
-            if word in mass:
-                mass[word] += math.exp(top.logprob)
-        total = mass["yes"] + mass["no"]
-        return mass["yes"] / total if total > 0 else 0.5
+        p = yes_share(tops)
+        return 0.5 if p is None else p
 
     def _error(self, exc: openai.OpenAIError) -> LlmError:
         """One clear line for an openai exception: what failed, at which endpoint, what to set."""
@@ -376,6 +382,17 @@ class LlmClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def yes_share(tops: Sequence[tuple[str, float]]) -> float | None:
+    """P(yes) / (P(yes) + P(no)) over (token, logprob) candidates; None when neither word is among them."""
+    mass = {"yes": 0.0, "no": 0.0}
+    for token, logprob in tops:
+        word = token.strip().lower()
+        if word in mass:
+            mass[word] += math.exp(logprob)
+    total = mass["yes"] + mass["no"]
+    return mass["yes"] / total if total > 0 else None
 
 
 def _body_text(exc: openai.APIStatusError) -> str:
