@@ -3,7 +3,9 @@
 Order of writes for every batch of files (see ingest/manifest.py):
 1. the manifest records the new file versions as ``pending``;
 2. their chunks are upserted (vectors already stored under the same id are reused, not re-embedded);
-3. the store is flushed, then points of those files with an older file hash are deleted;
+3. the store is flushed, then points of those files with another version are deleted (a
+   point's payload ``version`` hashes the file's content and the chunking and loader
+   signature, so re-chunking an unchanged file also replaces its old chunks);
 4. the manifest marks the files ``done``.
 Deleted files are removed last, and the BM25 index is rebuilt from the store
 whenever its fingerprint differs from the store's. A rerun after a crash at any
@@ -158,6 +160,10 @@ class Ingestor:
         self.chunk_settings = chunking
         self.pipeline_sig = f"{chunking.signature()}|loader:{LOADER_VERSION}"
 
+    def version(self, file_hash: str) -> str:
+        """The payload ``version`` of a file's points: its content and how it was loaded and chunked."""
+        return hashlib.sha256(f"{file_hash}|{self.pipeline_sig}".encode()).hexdigest()[:16]
+
     @property
     def embedder(self) -> Any:
         if self._embedder is None:
@@ -282,6 +288,7 @@ class Ingestor:
         chunks = [c for w in group for c in w.chunks]
         existing = store.vectors([c.id for c in chunks])
         hashes = {w.found.source: w.file_hash for w in group}
+        versions = {w.found.source: self.version(w.file_hash) for w in group}
         k1, b = self.settings.bm25.k1, self.settings.bm25.b
 
         def upsert(part: Sequence[Chunk], vectors: Sequence[Sequence[float]]) -> None:
@@ -289,7 +296,7 @@ class Ingestor:
                 points = []
                 for c, vector in zip(part[start:start + UPSERT_BATCH], vectors[start:start + UPSERT_BATCH]):
                     idx, val = bm25_document_weights(self.analyzer.tokens(c.text), avgdl, k1, b)
-                    points.append(StoredPoint(c.id, vector, idx, val, c.payload(hashes[c.source])))
+                    points.append(StoredPoint(c.id, vector, idx, val, c.payload(hashes[c.source], versions[c.source])))
                 store.upsert(points)
                 _fault("mid_upsert")
 
@@ -306,7 +313,7 @@ class Ingestor:
         _fault("after_upsert")
         for w in group:
             if w.had_row:
-                store.delete_source(w.found.source, keep_file_hash=w.file_hash)
+                store.delete_source(w.found.source, keep_version=versions[w.found.source])
         store.flush()
         _fault("after_delete_stale")
         manifest.mark_done(w.found.source for w in group)

@@ -58,13 +58,18 @@ class Chunk:
     page_end: int | None = None
     headings: tuple[str, ...] = field(default_factory=tuple)
 
-    def payload(self, file_hash: str) -> dict[str, object]:
-        """The payload stored with the chunk's vectors."""
+    def payload(self, file_hash: str, version: str) -> dict[str, object]:
+        """The payload stored with the chunk's vectors.
+
+        ``version`` names the file content and the way it was chunked: after a file is rewritten,
+        its points with another version are stale (see ``ingest.pipeline``).
+        """
         return {
             "text": self.text,
             "source": self.source,
             "file_type": self.file_type,
             "file_hash": file_hash,
+            "version": version,
             "start": self.start,
             "end": self.end,
             "chunk_index": self.chunk_index,

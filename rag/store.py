@@ -56,7 +56,7 @@ class VectorStore(Protocol):
     def create(self, dimensions: int) -> None: ...
     def upsert(self, points: Sequence[StoredPoint]) -> None: ...
     def vectors(self, ids: Sequence[str]) -> dict[str, tuple[list[float], list[int], list[float]]]: ...
-    def delete_source(self, source: str, keep_file_hash: str | None = None) -> None: ...
+    def delete_source(self, source: str, keep_version: str | None = None) -> None: ...
     def scroll(
         self, with_payload: bool = True, match: Match | None = None
     ) -> Iterator[tuple[str, Mapping[str, Any]]]: ...
@@ -89,8 +89,8 @@ def _build_filter(
     return make_filter(must=conditions(match), must_not=conditions(must_not))
 
 
-def _stale_condition(source: str, keep_file_hash: str | None) -> tuple[dict[str, str], dict[str, str] | None]:
-    return {"source": source}, ({"file_hash": keep_file_hash} if keep_file_hash else None)
+def _stale_condition(source: str, keep_version: str | None) -> tuple[dict[str, str], dict[str, str] | None]:
+    return {"source": source}, ({"version": keep_version} if keep_version else None)
 
 
 _OPEN_SHARDS: dict[str, list[Any]] = {}  # path -> [shard, number of EdgeStore objects using it]
@@ -196,9 +196,9 @@ class EdgeStore:
                 )
         return out
 
-    def delete_source(self, source: str, keep_file_hash: str | None = None) -> None:
-        """Delete a source's points, except those already rewritten with ``keep_file_hash``."""
-        must, must_not = _stale_condition(source, keep_file_hash)
+    def delete_source(self, source: str, keep_version: str | None = None) -> None:
+        """Delete a source's points, except those already rewritten with payload ``version`` = ``keep_version``."""
+        must, must_not = _stale_condition(source, keep_version)
         self.shard.update(self._qe.UpdateOperation.delete_points_by_filter(self._filter(must, must_not)))
 
     def scroll(
@@ -378,9 +378,9 @@ class ServerStore:
                 )
         return out
 
-    def delete_source(self, source: str, keep_file_hash: str | None = None) -> None:
-        """Delete a source's points, except those already rewritten with ``keep_file_hash``."""
-        must, must_not = _stale_condition(source, keep_file_hash)
+    def delete_source(self, source: str, keep_version: str | None = None) -> None:
+        """Delete a source's points, except those already rewritten with payload ``version`` = ``keep_version``."""
+        must, must_not = _stale_condition(source, keep_version)
         selector = self._models.FilterSelector(filter=self._filter(must, must_not))
         self._call(self.client.delete, self.name, points_selector=selector, wait=True)
 

@@ -65,3 +65,17 @@ def test_markdown_heading_paths() -> None:
 
 def test_whitespace_only_document_gives_no_chunks() -> None:
     assert chunk_document(_doc("   \n\n  \t"), SETTINGS) == []
+
+
+def test_a_title_line_joins_its_text_instead_of_becoming_a_chunk() -> None:
+    body = " ".join(f"The necklace design number {i} was drawn in pencil." for i in range(6))  # ~300 chars
+    doc = _doc(f"Heart of the Ocean\n\n{body}\n\nShort end.")
+    settings = ChunkSettings(chunk_size=200, chunk_overlap=0)
+    chunks = chunk_document(doc, settings)
+    assert chunks[0].start == 0 and chunks[0].text.startswith("Heart of the Ocean\n\nThe necklace")
+    assert chunks[-1].text.endswith("Short end.")
+    assert all(len(c.text.strip()) >= settings.min_chars for c in chunks)
+    assert all(doc.text[c.start:c.end] == c.text for c in chunks)
+    assert all(len(c.text) <= settings.chunk_size + settings.min_chars for c in chunks)
+    # a document that is only a short line is still one chunk
+    assert [c.text for c in chunk_document(_doc("Just a title"), settings)] == ["Just a title"]
