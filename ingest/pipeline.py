@@ -374,6 +374,7 @@ class Ingestor:
         unchanged: int, manifest: Manifest, store: VectorStore, started: float,
     ) -> IngestReport:
         self.progress.start(len(work))
+        before = store.count()
         embedded = reused = 0
         added = updated = 0
         group: list[_Work] = []
@@ -400,8 +401,9 @@ class Ingestor:
             if group_size >= GROUP_CHUNKS:
                 flush_group()
         flush_group()
-        removed = self._delete(deleted, manifest, store)
+        self._delete(deleted, manifest, store)
         rebuilt = self._sync_bm25(store)
+        total = store.count()
         return IngestReport(
             collection=self.paths.name,
             store=store.location,
@@ -412,25 +414,23 @@ class Ingestor:
             deleted=tuple(deleted),
             files_failed=tuple(sorted(failed, key=lambda f: f.path)),
             files_skipped=tuple(sorted(skipped, key=lambda f: f.path)),
-            chunks_total=store.count(),
+            chunks_total=total,
             chunks_embedded=embedded,
             chunks_reused=reused,
-            chunks_removed=removed,
+            chunks_removed=before + embedded - total,  # stale versions of updated files, and deleted files
             bm25_rebuilt=rebuilt,
             seconds=time.perf_counter() - started,
         )
 
-    def _delete(self, sources: Iterable[str], manifest: Manifest, store: VectorStore) -> int:
+    def _delete(self, sources: Iterable[str], manifest: Manifest, store: VectorStore) -> None:
         sources = list(sources)
         if not sources:
-            return 0
-        rows = manifest.files()
+            return
         for source in sources:
             store.delete_source(source)
         store.flush()
         _fault("after_delete")
         manifest.remove(sources)
-        return sum(rows[s].chunks for s in sources if s in rows)
 
 
 def ingest(

@@ -75,6 +75,7 @@ def test_changed_file_only_is_reembedded(settings, rag_home, embedder, docs) -> 
 def test_rechunking_unchanged_files_replaces_their_chunks(settings, rag_home, embedder, docs, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """New chunk settings re-chunk every file; the old chunks go, even though no file changed."""
     run(settings, rag_home, embedder, docs)
+    before = store_state(settings, rag_home)
     smaller = settings.model_copy(update={"chunking": settings.chunking.model_copy(update={"chunk_size": 120})})
     report = run(smaller, rag_home, embedder, docs)
     assert report.files_updated == 3
@@ -83,6 +84,7 @@ def test_rechunking_unchanged_files_replaces_their_chunks(settings, rag_home, em
     run(smaller, fresh_home, embedder, docs)
     fresh = store_state(smaller, fresh_home)
     assert report.chunks_total == len(after) == len(fresh)
+    assert report.chunks_removed == len(set(before) - set(after)) > 0
     assert sorted(p["text"] for p in after.values()) == sorted(p["text"] for p in fresh.values())
     assert_bm25_in_step(smaller, rag_home, after)
 
