@@ -42,7 +42,8 @@ def _points(embedder) -> list[StoredPoint]:  # type: ignore[no-untyped-def]
     for i, (text, vec) in enumerate(zip(TEXTS, vectors)):
         idx, val = bm25_document_weights(analyzer.tokens(text), avgdl, 1.2, 0.75)
         points.append(StoredPoint(point_uuid(f"t{i}"), vec, idx, val,
-                                  {"text": text, "source": f"/d/{i % 3}.txt", "file_type": "txt", "file_hash": "h"}))
+                                  {"text": text, "source": f"/d/{i % 3}.txt", "file_type": "txt", "file_hash": "h",
+                                   "version": f"v{i % 2}"}))
     return points
 
 
@@ -76,6 +77,12 @@ def test_same_results_on_same_data(stores, embedder) -> None:  # type: ignore[no
         store.delete_source("/d/0.txt")
         store.flush()
     assert edge.count() == server.count() == len(TEXTS) - 3
+    for store in (edge, server):  # a rewritten file: only its points of another version go
+        store.delete_source("/d/1.txt", keep_version="v1")
+        store.flush()
+    left = {i for i, _ in edge.scroll(match={"source": "/d/1.txt"})}
+    assert left == {i for i, _ in server.scroll(match={"source": "/d/1.txt"})} == {points[1].id, points[7].id}
+    assert edge.count() == server.count() == len(TEXTS) - 4
     vec_e = edge.vectors([points[1].id, points[0].id])
     vec_s = server.vectors([points[1].id, points[0].id])
     assert set(vec_e) == set(vec_s) == {points[1].id}
