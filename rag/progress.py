@@ -77,11 +77,12 @@ def print_ingest_summary(report: IngestReport) -> None:
     table.add_column("failed", justify="right")
     table.add_column("chunks", justify="right")
     table.add_column("embedded", justify="right")
+    table.add_column("removed", justify="right")
     table.add_column("seconds", justify="right")
     table.add_row(
         str(report.files_added), str(report.files_updated), str(report.files_unchanged),
         str(report.files_deleted), str(len(report.files_failed)), str(report.chunks_total),
-        str(report.chunks_embedded), f"{report.seconds:.1f}",
+        str(report.chunks_embedded), str(report.chunks_removed), f"{report.seconds:.1f}",
     )
     stdout.print(table)
     stdout.print(f"store: {report.store}")
