@@ -69,22 +69,14 @@ class IngestProgress:
 
 def print_ingest_summary(report: IngestReport) -> None:
     """The human-readable summary table (stdout), then failures and skips."""
-    table = Table(title=f"Ingest into '{report.collection}'", show_header=True)
-    table.add_column("files added", justify="right")
-    table.add_column("updated", justify="right")
-    table.add_column("unchanged", justify="right")
-    table.add_column("deleted", justify="right")
-    table.add_column("failed", justify="right")
-    table.add_column("chunks", justify="right")
-    table.add_column("embedded", justify="right")
-    table.add_column("removed", justify="right")
-    table.add_column("seconds", justify="right")
-    table.add_row(
-        str(report.files_added), str(report.files_updated), str(report.files_unchanged),
-        str(report.files_deleted), str(len(report.files_failed)), str(report.chunks_total),
-        str(report.chunks_embedded), str(report.chunks_removed), f"{report.seconds:.1f}",
+    r = report
+    stdout.print(
+        f"[bold]Ingest into '{r.collection}':[/] files: {r.files_added} added, {r.files_updated} updated, "
+        f"{r.files_unchanged} unchanged, {r.files_deleted} deleted, {len(r.files_failed)} failed; "
+        f"chunks: {r.chunks_total} in all, {r.chunks_embedded} embedded, {r.chunks_reused} reused, "
+        f"{r.chunks_removed} removed; {r.seconds:.1f} s",
+        highlight=False,
     )
-    stdout.print(table)
     stdout.print(f"store: {report.store}")
     for path in report.deleted:
         stdout.print(f"[dim]removed[/] {path}")
