@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ingest.pipeline import Ingestor
-from rag.config import Settings, StoreConfig
+from rag.config import StoreConfig
 from rag.lexical import Analyzer, bm25_document_weights, query_weights
 from rag.store import EdgeStore, ServerStore, StoredPoint, point_uuid
 from tests.test_pipeline import store_state
