@@ -12,7 +12,10 @@ chunk of a few words, which retrieval ranks high (it names the topic) while it
 gives the LLM nothing to answer from; in the imported ClapNQ documents 22% of
 the chunks were such fragments. A piece under a tenth of the chunk size is
 therefore joined to the next piece of its segment (the last one to the previous
-piece), so chunks may exceed the chunk size by that much.
+piece), so chunks may exceed the chunk size by that much. Likewise a section
+that is only its heading ("# Guide" right before "## Install") joins the next
+section, whose heading path it then takes (the last section joins the
+previous one); page starts stay hard boundaries.
 """
 
 from __future__ import annotations
@@ -67,7 +70,7 @@ class ChunkSettings:
 
     def signature(self) -> str:
         """Identifies the settings; a change means every file must be re-chunked."""
-        return f"chars:{self.chunk_size}:{self.chunk_overlap}:v2"
+        return f"chars:{self.chunk_size}:{self.chunk_overlap}:v3"
 
     @property
     def min_chars(self) -> int:
@@ -88,13 +91,35 @@ def _splitter(file_type: str, size: int, overlap: int) -> RecursiveCharacterText
     )
 
 
-def _segments(doc: LoadedDocument) -> list[tuple[int, int]]:
-    """Character ranges between consecutive page or section starts."""
-    cuts = {0, len(doc.text)}
-    cuts.update(p.start for p in doc.pages if 0 < p.start < len(doc.text))
-    cuts.update(s.start for s in doc.sections if 0 < s.start < len(doc.text))
+def _segments(doc: LoadedDocument, min_chars: int) -> list[tuple[int, int, int]]:
+    """(start, end, anchor) ranges between consecutive page or section starts.
+
+    A section shorter than ``min_chars`` (stripped) joins the next one, the last one the
+    previous, never across a page start. ``anchor`` is the section start whose heading path
+    the range's first chunk takes: the section with the text, not the bare heading before it.
+    """
+    text = doc.text
+    pages = {p.start for p in doc.pages if 0 < p.start < len(text)}
+    cuts = {0, len(text)} | pages
+    cuts.update(s.start for s in doc.sections if 0 < s.start < len(text))
     ordered = sorted(cuts)
-    return [(a, b) for a, b in zip(ordered, ordered[1:]) if b > a]
+    out: list[tuple[int, int, int]] = []
+    pending: int | None = None  # start of short sections waiting for the next one
+    for a, b in zip(ordered, ordered[1:]):
+        if pending is not None and a in pages:
+            out.append((pending, a, pending))
+            pending = None
+        start = a if pending is None else pending
+        short = len(text[a:b].strip()) < min_chars
+        if short and b < len(text) and b not in pages:
+            pending = start
+            continue
+        if short and out and out[-1][1] == start and start not in pages:
+            out[-1] = (out[-1][0], b, out[-1][2])
+        else:
+            out.append((start, b, a))
+        pending = None
+    return out
 
 
 def _pieces(text: str, splitter: RecursiveCharacterTextSplitter) -> list[tuple[int, str]]:
@@ -115,7 +140,7 @@ def _pieces(text: str, splitter: RecursiveCharacterTextSplitter) -> list[tuple[i
 
 
 def _join_fragments(pieces: list[tuple[int, str]], text: str, min_chars: int) -> list[tuple[int, str]]:
-    """Join each piece shorter than ``min_chars`` (stripped) to the next piece, the last one to the previous.
+    """Join each piece shorter than ``min_chars`` (stripped) to the next pieces, the last one to the previous.
 
     Pieces are (offset, text) in order; a joined piece is the exact span of ``text`` from the
     first one's start to the second one's end (they are contiguous or overlap).
@@ -125,7 +150,7 @@ def _join_fragments(pieces: list[tuple[int, str]], text: str, min_chars: int) ->
     for offset, piece in pieces:
         start = offset if carry is None else carry
         end = offset + len(piece)
-        carry = start if len(piece.strip()) < min_chars and carry is None else None
+        carry = start if len(text[start:end].strip()) < min_chars else None  # still short: keep joining
         if carry is None:
             out.append((start, text[start:end]))
     if carry is not None:  # a short last piece: onto the previous one, or alone when it is all there is
@@ -144,7 +169,7 @@ def chunk_document(doc: LoadedDocument, settings: ChunkSettings) -> list[Chunk]:
     section_starts = [s.start for s in doc.sections]
     seen: Counter[str] = Counter()
     chunks: list[Chunk] = []
-    for seg_start, seg_end in _segments(doc):
+    for seg_start, seg_end, anchor in _segments(doc, settings.min_chars):
         segment = doc.text[seg_start:seg_end]
         for offset, piece in _join_fragments(_pieces(segment, splitter), segment, settings.min_chars):
             start = seg_start + offset
@@ -158,7 +183,7 @@ def chunk_document(doc: LoadedDocument, settings: ChunkSettings) -> list[Chunk]:
                 page_end = doc.pages[max(bisect.bisect_right(page_starts, end - 1) - 1, 0)].number
             headings: tuple[str, ...] = ()
             if section_starts:
-                i = bisect.bisect_right(section_starts, start) - 1
+                i = bisect.bisect_right(section_starts, max(start, anchor)) - 1
                 if i >= 0:
                     headings = doc.sections[i].headings
             chunks.append(

@@ -79,3 +79,30 @@ def test_a_title_line_joins_its_text_instead_of_becoming_a_chunk() -> None:
     assert all(len(c.text) <= settings.chunk_size + settings.min_chars for c in chunks)
     # a document that is only a short line is still one chunk
     assert [c.text for c in chunk_document(_doc("Just a title"), settings)] == ["Just a title"]
+
+
+def test_a_heading_only_section_joins_the_next_section() -> None:
+    body = " ".join(f"Step {i}: run the installer with option {i}." for i in range(8))  # ~330 chars
+    text = f"# Guide\n\n## Install\n\n{body}\n\n## See also\n"
+    sections = (
+        Section(0, ("Guide",)),
+        Section(text.index("## Install"), ("Guide", "Install")),
+        Section(text.index("## See also"), ("Guide", "See also")),
+    )
+    settings = ChunkSettings(chunk_size=200, chunk_overlap=0)
+    chunks = chunk_document(_doc(text, file_type="md", sections=sections), settings)
+    assert chunks[0].start == 0 and chunks[0].text.startswith("# Guide\n\n## Install\n\nStep 0")
+    assert all(c.headings == ("Guide", "Install") for c in chunks)  # the bare headings took the text's path
+    assert chunks[-1].text.rstrip().endswith("## See also")
+    assert all(len(c.text.strip()) >= settings.min_chars for c in chunks)
+    assert all(text[c.start:c.end] == c.text for c in chunks)
+
+
+def test_a_short_page_stays_its_own_chunk() -> None:
+    page2 = "Beta " * 40
+    text = "Chapter 3\n\n" + page2
+    doc = _doc(text, file_type="pdf", pages=(PageSpan(0, 1), PageSpan(len("Chapter 3\n\n"), 2)),
+               sections=(Section(0, ("Chapter 3",)),))
+    chunks = chunk_document(doc, ChunkSettings(chunk_size=200, chunk_overlap=0))
+    assert chunks[0].text == "Chapter 3" and chunks[0].page == 1
+    assert all(c.page == c.page_end == 2 for c in chunks[1:])
