@@ -1,4 +1,4 @@
-"""Shared fixtures: a temp home for every test, and the packaged MiniLM model loaded once."""
+"""Shared fixtures: a temp home for every test; the packaged MiniLM model and the tiny LLM server, once."""
 
 from __future__ import annotations
 
@@ -33,6 +33,21 @@ def embedder():  # type: ignore[no-untyped-def]
     from rag.embed import get_embedder
 
     return get_embedder("all-MiniLM-L6-v2")
+
+
+@pytest.fixture(scope="session")
+def tiny_llm(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """SmolLM2-135M served by a real local llama.cpp server, started once per test session.
+
+    Its answers, rewrites and routes are poor; the HTTP path, streaming and parsing are real.
+    """
+    from rag.config import LlmConfig
+    from rag.llm import LlmClient
+
+    client = LlmClient(LlmConfig(local_model="smollm2-135m-instruct", threads=1, context_tokens=4096, max_tokens=96),
+                       tmp_path_factory.mktemp("llm-home"))
+    yield client
+    client.close()
 
 
 @pytest.fixture()

@@ -11,22 +11,12 @@ import pytest
 from ingest.pipeline import Ingestor
 from rag.answer import Answerer
 from rag.cite import REFUSAL
-from rag.config import LlmConfig, Settings
+from rag.config import Settings
 from rag.errors import RagError
-from rag.llm import LlmClient
 from tests.test_cli import one_line_error, rag
 
 pytestmark = pytest.mark.slow
 
-
-@pytest.fixture(scope="module")
-def tiny_llm(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    """SmolLM2-135M served by a real local llama.cpp server (answers are poor; the path is real)."""
-    home = tmp_path_factory.mktemp("llm-home")
-    client = LlmClient(LlmConfig(local_model="smollm2-135m-instruct", threads=1, context_tokens=4096,
-                                 max_tokens=96), home)
-    yield client
-    client.close()
 
 
 def test_ask_returns_checked_citations(settings: Settings, rag_home: Path, embedder, docs: Path, tiny_llm) -> None:  # type: ignore[no-untyped-def]

@@ -9,9 +9,8 @@ import pytest
 
 from ingest.pipeline import Ingestor
 from rag.answer import Answerer
-from rag.config import LlmConfig, QueryConfig, Settings
+from rag.config import QueryConfig, Settings
 from rag.expand import Expansion, expand_query, parse_queries, search_expanded
-from rag.llm import LlmClient
 from rag.route import CollectionSearch
 
 
@@ -50,14 +49,6 @@ def test_expansions_bring_in_what_the_query_alone_misses(searcher: Answerer) -> 
     repot = [c for c in hyde if "Repot" in c.text]
     assert repot and repot[0].ranks["hyde"] == 1 and "dense" in repot[0].scores  # searched by meaning
 
-
-@pytest.fixture(scope="module")
-def tiny_llm(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    """SmolLM2-135M through a real local llama.cpp server (poor rewrites; the path is real)."""
-    client = LlmClient(LlmConfig(local_model="smollm2-135m-instruct", threads=1, max_tokens=48),
-                       tmp_path_factory.mktemp("llm-home"))
-    yield client
-    client.close()
 
 
 @pytest.mark.slow

@@ -9,8 +9,7 @@ import pytest
 
 from ingest.pipeline import Ingestor
 from rag.answer import Answerer, explain_lines
-from rag.config import LlmConfig, Settings
-from rag.llm import LlmClient
+from rag.config import Settings
 from rag.multihop import chunk_titles, mentions, names_match, parse_next_query
 from rag.retrieve import ScoredChunk
 from tests.conftest import write
@@ -129,14 +128,6 @@ def test_max_hops_bounds_the_rounds(linked_home: Path) -> None:
     assert 1 <= len(three.hops) <= 2 and [h.n for h in three.hops] == list(range(2, 2 + len(three.hops)))
     assert one.hops == ()
 
-
-@pytest.fixture(scope="module")
-def tiny_llm(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    """SmolLM2-135M through a real local llama.cpp server (poor queries; the path is real)."""
-    client = LlmClient(LlmConfig(local_model="smollm2-135m-instruct", threads=1, max_tokens=32),
-                       tmp_path_factory.mktemp("llm-home"))
-    yield client
-    client.close()
 
 
 @pytest.mark.slow

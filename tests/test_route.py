@@ -9,9 +9,8 @@ import pytest
 
 from ingest.pipeline import Ingestor
 from rag.answer import Answerer
-from rag.config import LlmConfig, RouteConfig, Settings
+from rag.config import RouteConfig, Settings
 from rag.errors import StoreError
-from rag.llm import LlmClient
 from rag.route import (
     COLLECTION_KEY,
     choose_route,
@@ -133,14 +132,6 @@ def test_parse_route_reply() -> None:
     assert parse_route_reply("plants-old", names) == ["plants-old"]
     assert parse_route_reply("none of them", names) == []
 
-
-@pytest.fixture(scope="module")
-def tiny_llm(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    """SmolLM2-135M through a real local llama.cpp server."""
-    client = LlmClient(LlmConfig(local_model="smollm2-135m-instruct", threads=1, max_tokens=32),
-                       tmp_path_factory.mktemp("llm-home"))
-    yield client
-    client.close()
 
 
 @pytest.mark.slow
