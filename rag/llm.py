@@ -47,7 +47,7 @@ def _free_port(host: str) -> int:
 
 
 def _death_signal_hook() -> Callable[[], None] | None:
-    """A preexec_fn asking Linux to SIGTERM the child when this thread dies (PR_SET_PDEATHSIG).
+    """A preexec_fn asking Linux to SIGKILL the child when this thread dies (PR_SET_PDEATHSIG).
 
     libc is resolved here, in the parent: the hook runs between fork and exec, where
     dlopen could deadlock. The signal fires when the *thread* that forked exits, so it
@@ -62,7 +62,7 @@ def _death_signal_hook() -> Callable[[], None] | None:
     parent = os.getpid()
 
     def hook() -> None:
-        prctl(1, int(signal.SIGTERM), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+        prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
         if os.getppid() != parent:  # the parent died before prctl took effect
             os._exit(1)
 
@@ -85,7 +85,9 @@ class LocalServer:
     """A llama.cpp OpenAI-compatible server in a child process, stopped at exit or on ``close()``.
 
     It runs in its own process group (the whole group is stopped), and on Linux it also
-    gets SIGTERM if the process that started it dies, so a killed CLI leaves nothing behind.
+    gets SIGKILL if the process that started it dies, so a killed CLI leaves nothing behind
+    (SIGTERM would let uvicorn finish the request in flight first: up to a long prompt pass
+    for nobody; the server keeps no state worth a graceful exit).
     """
 
     model_path: Path
