@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from rag.cite import REFUSAL, CitedSentence, is_refusal, parse_answer
+from rag.attribute import Attributed, attribute
+from rag.cite import REFUSAL, CitedSentence, add_markers, is_refusal, parse_answer
 from rag.config import Settings
 from rag.errors import StoreError
 from rag.expand import Expansion, expand_query, search_expanded
@@ -29,6 +30,18 @@ class Citation:
     start: int | None
     end: int | None
     supported: bool | None
+    attributed: bool = False  # added by rag (see rag.attribute) for every sentence that cites it
+
+
+@dataclass(frozen=True, slots=True)
+class SentenceQuote:
+    """The source sentence that an answer sentence restates: source number, document offsets, text, cosine."""
+
+    n: int
+    start: int | None
+    end: int | None
+    text: str
+    similarity: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +52,8 @@ class CheckedSentence:
     sources: tuple[int, ...]
     supported: bool | None
     support_probability: float | None = None
+    attributed: bool = False  # its citation was added by rag, not written by the model
+    quote: SentenceQuote | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,12 +111,14 @@ class Answer:
             "refused": self.refused,
             "citations": [
                 {"n": c.n, "chunk_id": c.chunk_id, "source": c.source, "page": c.page, "start": c.start,
-                 "end": c.end, "supported": c.supported}
+                 "end": c.end, "supported": c.supported, "attributed": c.attributed}
                 for c in self.citations
             ],
             "sentences": [
                 {"text": s.text, "sources": list(s.sources), "supported": s.supported,
-                 "support_probability": s.support_probability}
+                 "support_probability": s.support_probability, "attributed": s.attributed,
+                 "quote": None if s.quote is None else {"n": s.quote.n, "start": s.quote.start, "end": s.quote.end,
+                                                        "text": s.quote.text, "similarity": s.quote.similarity}}
                 for s in self.sentences
             ],
             "invalid_citations": list(self.invalid_citations),
@@ -129,6 +146,22 @@ def support_prompt(sentence: str, passages: Sequence[str]) -> list[dict[str, str
         {"role": "user", "content": f"{joined}\n\nClaim: {sentence}\n\nDo the passages support the claim? "
                                     "Answer Yes or No."},
     ]
+
+
+def _with_attribution(sentences: Sequence[CheckedSentence], attributed: Attributed,
+                      chunks: Sequence[ScoredChunk]) -> tuple[CheckedSentence, ...]:
+    """Mark added citations and attach each sentence's quote, with offsets into the source document."""
+    out = []
+    for s, added, q in zip(sentences, attributed.added, attributed.quotes):
+        quote = None
+        if q is not None:
+            chunk = chunks[q.source - 1]
+            base = chunk.payload.get("start")
+            offset = int(base) if base is not None else None
+            quote = SentenceQuote(q.source, None if offset is None else offset + q.start,
+                                  None if offset is None else offset + q.end, chunk.text[q.start:q.end], q.similarity)
+        out.append(replace(s, attributed=added, quote=quote))
+    return tuple(out)
 
 
 def should_withdraw(sentences: Sequence[CheckedSentence], refused: bool) -> bool:
@@ -254,9 +287,20 @@ class Answerer:
             p_stated = round(self.llm.yes_probability(verify_messages(question, parsed.text, read)), 4)
             timings["verify_s"] = time.perf_counter() - tv
         unverified = p_stated is not None and p_stated < verify
+        attributed = None
+        if not (refused or unverified) and parsed.sentences:
+            ta = time.perf_counter()
+            attributed = attribute(parsed.sentences, [c.text for c in chunks], self.searcher.ctx.embedder.embed,
+                                   self.settings.answer.attribute)
+            if any(attributed.added):
+                added = [s.sources if a else () for s, a in zip(attributed.sentences, attributed.added)]
+                parsed = replace(parsed, text=add_markers(parsed.text, added), sentences=attributed.sentences)
+            timings["attribute_s"] = time.perf_counter() - ta
         t2 = time.perf_counter()
         sentences = self._check(parsed.sentences, chunks) if not (refused or unverified) else tuple(
             CheckedSentence(s.text, s.sources, None) for s in parsed.sentences)
+        if attributed is not None:
+            sentences = _with_attribution(sentences, attributed, chunks)
         timings["check_s"] = time.perf_counter() - t2
         timings["total_s"] = time.perf_counter() - t0
         notes = list(evidence.notes)
@@ -315,8 +359,10 @@ class Answerer:
         verdicts = [s.supported for s in sentences if n in s.sources and s.supported is not None]
         supported = any(verdicts) if verdicts else None
         start, end = chunk.payload.get("start"), chunk.payload.get("end")
+        added = all(s.attributed for s in sentences if n in s.sources)
         return Citation(n, chunk.chunk_id, chunk.source, chunk.page,
-                        int(start) if start is not None else None, int(end) if end is not None else None, supported)
+                        int(start) if start is not None else None, int(end) if end is not None else None, supported,
+                        added)
 
     def close_searchers(self) -> None:
         """Release the collections (the LLM client stays usable, e.g. when it is shared)."""

@@ -9,6 +9,7 @@ against them (see the answering stage).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 _MARKER = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
@@ -95,19 +96,46 @@ def split_sentences(text: str) -> list[str]:
     return out
 
 
+def _cited_pieces(text: str) -> list[tuple[str, CitedSentence]]:
+    """Each sentence of ``text`` as written (markers included) with its plain text and cited numbers."""
+    out = []
+    for piece in split_sentences(text):
+        numbers: dict[int, None] = {}
+        for match in _MARKER.finditer(piece):
+            for n in _numbers(match.group(1)):
+                numbers.setdefault(n, None)
+        plain = _MARKER.sub("", piece).strip()
+        if plain:
+            out.append((piece, CitedSentence(plain, tuple(numbers))))
+    return out
+
+
 def parse_answer(answer: str, n_sources: int) -> ParsedAnswer:
     """Validate the markers of ``answer`` against ``n_sources`` numbered sources and split it."""
     cleaned, invalid = strip_invalid(answer, n_sources)
-    sentences = []
-    for sentence in split_sentences(cleaned):
-        numbers: dict[int, None] = {}
-        for match in _MARKER.finditer(sentence):
-            for n in _numbers(match.group(1)):
-                numbers.setdefault(n, None)
-        plain = _MARKER.sub("", sentence).strip()
-        if plain:
-            sentences.append(CitedSentence(plain, tuple(numbers)))
-    return ParsedAnswer(cleaned.strip(), tuple(sentences), invalid)
+    sentences = tuple(sentence for _, sentence in _cited_pieces(cleaned))
+    return ParsedAnswer(cleaned.strip(), sentences, invalid)
+
+
+def add_markers(text: str, added: Sequence[tuple[int, ...]]) -> str:
+    """``text`` (a parsed answer's text) with `` [n]`` written after sentence i for the numbers in ``added[i]``.
+
+    Sentences are numbered as ``parse_answer`` numbers them, so ``parse_answer`` of the result
+    gives each sentence its old citations plus the added ones.
+    """
+    parts: list[str] = []
+    cursor = 0
+    for (piece, _), numbers in zip(_cited_pieces(text), added):
+        at = text.find(piece, cursor)
+        if at < 0:  # cannot happen: the pieces come from this text, in order
+            continue
+        end = at + len(piece)
+        parts.append(text[cursor:end])
+        if numbers:
+            parts.append(" [" + ", ".join(str(n) for n in numbers) + "]")
+        cursor = end
+    parts.append(text[cursor:])
+    return "".join(parts)
 
 
 def is_refusal(answer: str) -> bool:

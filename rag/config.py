@@ -129,6 +129,10 @@ class AnswerConfig(_Section):
         0.65, ge=0, le=1, description="After the draft, ask the LLM whether the passages it cites (all sources when "
         "it cites none) state it as the answer to the question, and withdraw it (answer that the documents do not "
         "say) when P(yes) is below this (0: off).")
+    attribute: float = Field(
+        0.5, ge=0, le=1, description="Cite the best source for each sentence the model left uncited, when the "
+        "embedding cosine between the sentence and a source sentence reaches this; the citation is marked as added "
+        "and checked like the others (0: off).")
 
 
 class QueryConfig(_Section):

@@ -129,12 +129,23 @@ def print_answer_sources(answer: "Answer", explain: bool) -> None:
             chunk = answer.sources[c.n - 1]
             where = c.source + (f", page {c.page}" if c.page is not None else "")
             mark = {True: "[green]supported[/]", False: "[red]not supported[/]", None: ""}[c.supported]
-            stdout.print(f"[{c.n}] [cyan]{where}[/] chars {c.start}-{c.end} {mark}", highlight=False)
+            added = " [dim](citation added by rag)[/]" if c.attributed else ""
+            quotes = [s.quote for s in answer.sentences if c.n in s.sources and s.quote is not None and s.quote.n == c.n]
+            if quotes:  # the sentences of the passage that the answer restates, with their offsets
+                spans = ", ".join(f"{q.start}-{q.end}" for q in dict.fromkeys(quotes))
+                stdout.print(f"[{c.n}] [cyan]{where}[/] chars {spans} {mark}{added}", highlight=False)
+                for q in dict.fromkeys(quotes):
+                    text = " ".join(q.text.split())
+                    stdout.print("    \u201c" + text[:240] + ("…" if len(text) > 240 else "") + "\u201d",
+                                 markup=False, highlight=False)
+                continue
+            stdout.print(f"[{c.n}] [cyan]{where}[/] chars {c.start}-{c.end} {mark}{added}", highlight=False)
             snippet = " ".join(chunk.text.split())
             stdout.print("    " + snippet[:240] + ("…" if len(snippet) > 240 else ""), markup=False, highlight=False)
     if explain:
         stdout.print(f"\nquery: {answer.queries[0]}\nroute: {', '.join(answer.route)}")
         for s in answer.sentences:
             verdict = {True: "supported", False: "NOT supported", None: "not checked"}[s.supported]
-            stdout.print(f"  - {verdict} {list(s.sources)}: {s.text}", markup=False, highlight=False)
+            cites = str(list(s.sources)) + (" added" if s.attributed else "")
+            stdout.print(f"  - {verdict} {cites}: {s.text}", markup=False, highlight=False)
         stdout.print("timings: " + ", ".join(f"{k} {v:.2f}" for k, v in answer.timings.items()))

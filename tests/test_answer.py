@@ -10,7 +10,7 @@ import pytest
 
 from ingest.pipeline import Ingestor
 from rag.answer import Answerer
-from rag.cite import REFUSAL
+from rag.cite import REFUSAL, parse_answer
 from rag.config import Settings
 from rag.errors import RagError
 from tests.test_cli import one_line_error, rag
@@ -42,6 +42,34 @@ def test_ask_returns_checked_citations(settings: Settings, rag_home: Path, embed
     for key in ("answer", "refused", "citations", "sources", "queries", "route", "timings"):
         assert key in data
     assert data["timings"]["first_token_s"] > 0 and json.dumps(data)
+
+
+def test_uncited_sentences_get_checked_citations_and_exact_quotes(settings: Settings, rag_home: Path, embedder,  # type: ignore[no-untyped-def]
+                                                                  docs: Path, tiny_llm) -> None:
+    Ingestor(settings, rag_home, embedder=embedder).run([docs])
+    loose = settings.model_copy(update={"answer": settings.answer.model_copy(
+        update={"verify": 0.0, "refuse_unsupported": False, "attribute": 0.01})})
+    answerer = Answerer(loose, rag_home, llm=tiny_llm, rerank=False)
+    try:
+        answer = answerer.ask("How often should succulents be watered?")
+    finally:
+        answerer.searcher.close()
+    if answer.refused:  # the tiny model refused by itself: nothing to attribute
+        return
+    assert answer.sentences and all(s.sources for s in answer.sentences)  # threshold 0.01: every sentence cites
+    reparsed = parse_answer(answer.answer, len(answer.sources)).sentences
+    assert [s.sources for s in reparsed] == [s.sources for s in answer.sentences]  # the markers are in the text
+    for s in answer.sentences:
+        assert s.supported is not None  # added citations are checked like written ones
+        q = s.quote
+        assert q is not None and q.n in s.sources
+        chunk = answer.sources[q.n - 1]
+        offset = q.start - chunk.payload["start"]
+        assert chunk.text[offset:offset + len(q.text)] == q.text and q.end - q.start == len(q.text)
+    assert {c.n for c in answer.citations} == {n for s in answer.sentences for n in s.sources}
+    added = {c.n for c in answer.citations if c.attributed}
+    assert all(all(s.attributed for s in answer.sentences if n in s.sources) for n in added)
+    assert "attribute_s" in answer.timings and json.dumps(answer.as_dict())
 
 
 def test_gate_refuses_before_generating(settings: Settings, rag_home: Path, embedder, docs: Path, tiny_llm) -> None:  # type: ignore[no-untyped-def]
