@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from evals.judge import Judge, JudgeOutputError, YesNoQuestion, entailment_question
-from rag.cite import is_refusal, parse_answer
+from rag.cite import is_refusal, parse_answer, strip_markers
 
 __all__ = [
     "Statement", "CitationScores", "Verdicts", "statements", "faithfulness", "citation_scores", "normalize_answer",
@@ -117,8 +117,9 @@ _PUNCT = set(string.punctuation)
 
 
 def normalize_answer(text: str) -> str:
-    """SQuAD's normalisation: lower case, punctuation and articles removed, whitespace collapsed."""
-    text = "".join(ch for ch in text.lower() if ch not in _PUNCT)
+    """SQuAD's normalisation (lower case, punctuation and articles removed, whitespace collapsed), after
+    removing citation markers: "Paris [1]." is the answer "Paris", not "paris 1"."""
+    text = "".join(ch for ch in strip_markers(text).lower() if ch not in _PUNCT)
     return " ".join(_ARTICLES.sub(" ", text).split())
 
 

@@ -50,7 +50,7 @@ __all__ = [
     "summarise", "ANSWER_METRICS",
 ]
 
-EVAL_VERSION = 1
+EVAL_VERSION = 2  # 2: EM/F1/contains ignore citation markers
 """Bumped when a metric's definition changes, so cached results are not reused across it."""
 
 ANSWER_METRICS: tuple[str, ...] = (

@@ -138,6 +138,11 @@ def add_markers(text: str, added: Sequence[tuple[int, ...]]) -> str:
     return "".join(parts)
 
 
+def strip_markers(text: str) -> str:
+    """``text`` without its ``[n]`` citation markers."""
+    return _MARKER.sub("", text)
+
+
 def is_refusal(answer: str) -> bool:
     """Whether the answer says the documents do not contain the answer."""
     head = " ".join(answer.lower().split())[:200]

@@ -28,6 +28,8 @@ def test_squad_normalisation_em_f1() -> None:
     assert normalize_answer("An apple a day") == "apple day"
     assert exact_match("the Eiffel Tower.", ["Eiffel tower"]) == 1.0
     assert exact_match("Eiffel", ["Eiffel tower", "tour Eiffel"]) == 0.0
+    assert exact_match("The Eiffel Tower [1].", ["Eiffel tower"]) == 1.0  # citation markers are not answer text
+    assert token_f1("Gustave Eiffel [1, 2] built it [3].", ["Gustave Eiffel"]) == token_f1("Gustave Eiffel built it.", ["Gustave Eiffel"])
     # pred {big, red, dog} vs ref {red, dog, runs}: 2 common -> P = R = 2/3 -> F1 = 2/3
     assert token_f1("the big red dog", ["red dog runs"]) == pytest.approx(2 / 3)
     assert token_f1("the big red dog", ["cat", "big red dog"]) == pytest.approx(2 * 1 * 1 / 2)  # best reference wins
