@@ -53,17 +53,32 @@ _MIN_WORDS = 3  # shorter pieces ("=====" underlines, stray fragments) are not w
 _TITLE_WORDS = 6  # a shorter line without a sentence end is a title or heading, not a quote
 
 
+def _logical_lines(text: str) -> list[tuple[int, int]]:
+    """Line spans, a hard-wrapped line joined to the next (it ends mid-sentence and the next starts lower case)."""
+    lines = [(m.start(), m.end()) for m in re.finditer(r"[^\n]+", text)]
+    out: list[tuple[int, int]] = []
+    for start, end in lines:
+        if out:
+            prev = text[out[-1][0]:out[-1][1]].rstrip()
+            head = text[start:end].lstrip()
+            if prev and not prev.endswith((".", "!", "?", ":", ";")) and head[:1].islower():
+                out[-1] = (out[-1][0], end)
+                continue
+        out.append((start, end))
+    return out
+
+
 def source_sentences(text: str) -> list[tuple[int, int]]:
-    """(start, end) offsets of the sentences of a source text (lines count as sentence breaks).
+    """(start, end) offsets of the sentences of a source text (line breaks end sentences, except hard wraps).
 
     Pieces of fewer than three words, and lines of fewer than six words that do not end a
     sentence, are left out: a title, a heading or an underline is not a quote.
     """
     spans: list[tuple[int, int]] = []
-    for line in re.finditer(r"[^\n]+", text):
-        cursor = line.start()
-        for piece in split_sentences(line.group()):
-            at = text.find(piece, cursor, line.end())
+    for start, end in _logical_lines(text):
+        cursor = start
+        for piece in split_sentences(text[start:end]):
+            at = text.find(piece, cursor, end)
             if at < 0:
                 continue
             cursor = at + len(piece)

@@ -45,3 +45,9 @@ def test_uncited_sentences_cite_the_source_that_states_them(embedder) -> None:  
 def test_titles_and_underlines_are_not_quoted() -> None:
     text = "Sourdough starter notes\n=======================\nFeed it once a day at room temperature."
     assert [text[a:b] for a, b in source_sentences(text)] == ["Feed it once a day at room temperature."]
+
+
+def test_hard_wrapped_sentences_are_quoted_whole() -> None:
+    text = "Keep the starter in the fridge and feed it once\na week, the day before baking.\nNext line here starts."
+    assert [text[a:b] for a, b in source_sentences(text)] == [
+        "Keep the starter in the fridge and feed it once\na week, the day before baking.", "Next line here starts."]
