@@ -102,6 +102,11 @@ def attribute(sentences: Sequence[CitedSentence], sources: Sequence[str], embed:
     quotes: list[Quote | None] = []
     for i, sentence in enumerate(sentences):
         allowed = np.isin(owners, sentence.sources) if sentence.sources else np.ones(len(spans), dtype=bool)
+        if not allowed.any():  # it cites only sources with nothing quotable (e.g. a bare title)
+            out.append(sentence)
+            added.append(False)
+            quotes.append(None)
+            continue
         row = np.where(allowed, similarity[i], -np.inf)
         best = int(np.argmax(row))
         n, start, end = spans[best]

@@ -51,3 +51,8 @@ def test_hard_wrapped_sentences_are_quoted_whole() -> None:
     text = "Keep the starter in the fridge and feed it once\na week, the day before baking.\nNext line here starts."
     assert [text[a:b] for a, b in source_sentences(text)] == [
         "Keep the starter in the fridge and feed it once\na week, the day before baking.", "Next line here starts."]
+
+
+def test_a_sentence_citing_an_unquotable_source_keeps_its_citation_and_no_quote(embedder) -> None:  # type: ignore[no-untyped-def]
+    out = attribute([CitedSentence("Succulents need water.", (2,))], [SOURCES[0], "Ferns"], embedder.embed, 0.5)
+    assert out.sentences[0].sources == (2,) and out.quotes == (None,) and out.added == (False,)
