@@ -35,6 +35,7 @@ from rag.prompt import (
 __all__ = [
     "METHODS", "Judge", "JudgeClient", "JudgeError", "JudgeInfo", "JudgeOutputError", "JsonJudge",
     "LogprobJudge", "RAGAS_METRICS", "RagasJudge", "YesNoQuestion", "judge_config", "make_judge",
+    "short_answer_messages", "clean_short_answer", "short_answer_in",
 ]
 
 Method = Literal["logprob", "json"]
@@ -82,6 +83,8 @@ class Judge(Protocol):
     threshold: float
 
     def probability(self, question: YesNoQuestion) -> float: ...
+
+    def short_answer(self, question: str, answer: str) -> str: ...
 
 
 class JudgeClient(LlmClient):
@@ -132,6 +135,24 @@ class _EndpointJudge:
         return JudgeOutputError(
             f"judge {self.info} gave malformed output {attempts} times (last: {shown!r}); expected {expected}"
         )
+
+    def short_answer(self, question: str, answer: str) -> str:
+        """The few words of ``answer`` that answer ``question`` (for EM/F1 against short references).
+
+        The judge sees the question and the answer only, never the passages, and must copy its
+        words from the answer (or say yes / no to a yes/no question): a reply that is empty or not found in the answer
+        is retried, then raised as JudgeOutputError, so the judge cannot answer in the system's place.
+        """
+        messages = short_answer_messages(question, answer)
+        reply = ""
+        for _ in range(self.retries + 1):
+            reply = self.client.chat(messages, max_tokens=32, temperature=0.0).strip()
+            short = clean_short_answer(reply)
+            if short and short_answer_in(short, answer, question):
+                return short
+            messages = [*messages, {"role": "assistant", "content": reply},
+                        {"role": "user", "content": "Copy the words from the answer itself, nothing else."}]
+        raise self._fail(self.retries + 1, reply, "a few words copied from the answer")
 
     def close(self) -> None:
         """Stop the client (and a local server it started)."""
@@ -240,6 +261,47 @@ def correctness_question(question: str, reference: str, answer: str) -> YesNoQue
         f"Answer to grade: {clip(answer.strip(), MAX_PREMISE_CHARS // 2)}\n\n"
         "Does the answer to grade give the same answer as the reference?",
     )
+
+
+_YES_NO_QUESTION = re.compile(
+    r"^\s*(is|are|was|were|do|does|did|can|could|has|have|had|will|would|should|may|might)\b", re.IGNORECASE)
+
+
+SHORT_ANSWER_ROLE = (
+    "You shorten answers. Given a question and an answer to it, reply with only the few words of the answer that "
+    "answer the question: a name, a date, a number or a short phrase{}. Copy them from the answer."
+)
+
+
+def short_answer_messages(question: str, answer: str) -> list[dict[str, str]]:
+    """Chat messages asking for the short answer that ``answer`` gives to ``question`` (yes / no offered only
+    for a yes/no question: offered always, the 1.5B model replied "Yes" to "Who is known as ...?")."""
+    role = SHORT_ANSWER_ROLE.format(", or yes or no" if _YES_NO_QUESTION.match(question) else "")
+    return [
+        {"role": "system", "content": role},
+        {"role": "user", "content": f"Question: {question.strip()}\nAnswer: {clip(answer.strip(), MAX_PREMISE_CHARS)}"
+                                    "\n\nShort answer:"},
+    ]
+
+
+def clean_short_answer(reply: str) -> str:
+    """The reply's first line without a "Short answer:" label, quotes or a final full stop."""
+    line = next((ln.strip() for ln in reply.splitlines() if ln.strip()), "")
+    line = re.sub(r"^(short answer|answer)\s*:\s*", "", line.strip("\"'`* "), flags=re.IGNORECASE)
+    return line.strip("\"'`* ").rstrip(".").strip()
+
+
+def short_answer_in(short: str, answer: str, question: str = "") -> bool:
+    """Whether ``short`` occurs in ``answer`` (both normalised, citation markers ignored), or is yes / no
+    to a question that starts like a yes/no question ("Were both ...?")."""
+    from evals.answer_metrics import normalize_answer
+
+    norm = normalize_answer(short)
+    if not norm:
+        return False
+    if norm in ("yes", "no") and _YES_NO_QUESTION.match(question):
+        return True
+    return f" {norm} " in f" {normalize_answer(answer)} "
 
 
 # --- construction ---------------------------------------------------------------------------

@@ -22,8 +22,8 @@ __all__ = ["write_report", "recall_curve"]
 
 WORST = 5
 PASSAGE_CHARS = 300
-_HEADLINE = ("faithfulness", "citation_recall", "citation_precision", "correctness", "f1", "contains", "em",
-             "relevance", "refusal_accuracy")
+_HEADLINE = ("faithfulness", "citation_recall", "citation_precision", "correctness", "short_f1", "contains", "short_em",
+             "f1", "em", "relevance", "refusal_accuracy")
 
 
 @dataclass(frozen=True, slots=True)

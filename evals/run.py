@@ -36,7 +36,7 @@ from evals.answer_metrics import (
 )
 from evals.judge import (
     METHODS, RAGAS_METRICS, JudgeClient, JsonJudge, LogprobJudge, RagasJudge, correctness_question, endpoint_label, judge_config,
-    entailment_question, make_judge, relevance_question,
+    entailment_question, make_judge, relevance_question, short_answer_messages,
 )
 from evals.metrics import bootstrap_ci, query_metrics
 from evals.results import EvalItem, read_results
@@ -50,12 +50,12 @@ __all__ = [
     "summarise", "ANSWER_METRICS",
 ]
 
-EVAL_VERSION = 2  # 2: EM/F1/contains ignore citation markers
+EVAL_VERSION = 3  # 2: EM/F1/contains ignore citation markers; 3: short_em / short_f1
 """Bumped when a metric's definition changes, so cached results are not reused across it."""
 
 ANSWER_METRICS: tuple[str, ...] = (
-    "faithfulness", "citation_recall", "citation_precision", "em", "f1", "contains", "correctness", "relevance",
-    "refusal_accuracy", "refused_unanswerable", "refused_answerable",
+    "faithfulness", "citation_recall", "citation_precision", "em", "f1", "contains", "short_em", "short_f1",
+    "correctness", "relevance", "refusal_accuracy", "refused_unanswerable", "refused_answerable",
 )
 class EvalRunError(RagError):
     """A suite cannot be run or scored as asked."""
@@ -267,6 +267,7 @@ def prompt_digest() -> str:
 
     parts: list[Any] = [answer_messages("Q", []), answerable_messages("Q", []), verify_messages("Q", "A", ["P"]),
                         support_prompt("S", ["P"])]
+    parts += short_answer_messages("Q", "A")
     parts += [[q.role, q.body] for q in (
         entailment_question(["P"], "C"), entailment_question(["P"], "C", "Q"), relevance_question("Q", "A"),
         correctness_question("Q", "R", "A"))]
@@ -371,6 +372,8 @@ class Scorer:
         verdicts = Verdicts(judge, contexts, item.question) if judge is not None else None
         if verdicts is not None:
             out["judge"] = judge.info.as_dict()
+            if refs and is_short_reference(refs):
+                values.update(self._short(judge, item.question, answer, refs, refused, errors, out))
             if refs and not is_short_reference(refs):
                 values["correctness"] = 0.0 if refused else judged(
                     lambda: float(any(verdicts.ask("correct", correctness_question(item.question, r, answer))
@@ -399,6 +402,18 @@ class Scorer:
                 cited = tuple(dict.fromkeys(s["citations"]))
                 s["recalled"] = verdicts.lookup("entails", cited, s["text"]) if cited else None
         return values
+
+    @staticmethod
+    def _short(judge: LogprobJudge | JsonJudge, question: str, answer: str, refs: Sequence[str], refused: bool,
+               errors: list[dict[str, str]], out: dict[str, Any]) -> dict[str, float | None]:  # fmt: skip
+        """EM / F1 of the short answer the judge reads out of ``answer`` (a refusal scores 0)."""
+        if refused:
+            return {"short_em": 0.0, "short_f1": 0.0}
+        short = judged(lambda: judge.short_answer(question, answer), errors, "short_answer")
+        if short is None:
+            return {}
+        out["short_answer"] = short
+        return {"short_em": exact_match(short, refs), "short_f1": token_f1(short, refs)}
 
     def close(self) -> None:
         if self._ragas is not None:

@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
+from evals.answer_metrics import exact_match
 from evals.compare import compare_runs, read_per_question
+from evals.judge import short_answer_in
 from evals.metrics import ndcg_at_k
 from evals.results import read_results
 from evals.run import EvalOptions, SourceMapper, run_suite, score_lines
@@ -241,7 +243,15 @@ def test_answers_and_judge_with_smollm2(suite: Path, tmp_path: Path, rag_home: P
                 assert faith == pytest.approx(sum(v["verdict"] for v in judged) / len(r["statements"]))
             else:
                 assert any(e["metric"] == "faithfulness" for e in r["errors"])
-    assert lines[1]["metrics"]["contains"] in (0.0, 1.0)  # q2 has a short reference answer
+    q2 = lines[1]  # q2 has a short reference answer: EM/F1 of the whole answer and of the judge's short answer
+    assert q2["metrics"]["contains"] in (0.0, 1.0)
+    if q2["refused"]:
+        assert q2["metrics"]["short_em"] == 0.0
+    elif q2["metrics"]["short_f1"] is None:
+        assert any(e["metric"] == "short_answer" for e in q2["errors"])
+    else:
+        assert short_answer_in(q2["short_answer"], q2["answer"], q2["question"])
+        assert q2["metrics"]["short_em"] == exact_match(q2["short_answer"], q2["answers"])
     data = json.loads(proc.stdout)
     assert data["judges"] and data["questions"] == 2
     assert "<table>" in report.read_text() and (tmp_path / "a-scores.png").exists()

@@ -14,8 +14,8 @@ import pytest
 
 from evals.answer_metrics import Verdicts, judged
 from evals.judge import (
-    JsonJudge, JudgeClient, JudgeOutputError, LogprobJudge, RagasJudge, entailment_question, judge_config,
-    make_judge,
+    JsonJudge, JudgeClient, JudgeOutputError, LogprobJudge, RagasJudge, clean_short_answer, entailment_question,
+    judge_config, make_judge,
 )
 from rag.config import LlmConfig, Settings
 from rag.errors import RagError
@@ -124,6 +124,38 @@ def test_logprob_judge_without_yes_or_no_is_an_error_not_a_score(endpoint, tmp_p
     assert len(requests) == 2 and len(errors) == 1
     assert errors[0]["metric"] == "faithfulness" and "Maybe Perhaps" in errors[0]["error"]
     assert verdicts.records == []
+
+
+ANSWER = "The Eiffel Tower stands in Paris [1], on the Champ de Mars."
+
+
+def test_short_answer_is_copied_from_the_answer(endpoint, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    url, requests = endpoint([_completion("Short answer: Paris.")])
+    judge = _judge(url, "logprob", tmp_path)
+    assert judge.short_answer("Where is the Eiffel Tower?", ANSWER) == "Paris"
+    sent = requests[0]["messages"][-1]["content"]
+    assert "Where is the Eiffel Tower?" in sent and ANSWER in sent and requests[0]["temperature"] == 0.0
+
+
+def test_short_answer_not_in_the_answer_is_retried_then_an_error(endpoint, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # the judge must not answer in the system's place: words the answer does not contain are refused
+    url, requests = endpoint([_completion("London"), _completion(""), _completion("Champ de Mars")])
+    judge = _judge(url, "logprob", tmp_path, retries=2)
+    assert judge.short_answer("Where exactly?", ANSWER) == "Champ de Mars" and len(requests) == 3
+    assert requests[1]["messages"][-2] == {"role": "assistant", "content": "London"}
+    url, requests = endpoint([_completion("London")])
+    with pytest.raises(JudgeOutputError, match="London"):
+        _judge(url, "logprob", tmp_path, retries=1).short_answer("Where?", ANSWER)
+    assert len(requests) == 2
+
+
+def test_short_answer_may_be_yes_or_no(endpoint, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    url, _ = endpoint([_completion("Yes")])
+    assert _judge(url, "json", tmp_path).short_answer("Is it in France?", ANSWER) == "Yes"
+    url, requests = endpoint([_completion("Yes"), _completion("Paris")])  # not a yes/no question
+    assert _judge(url, "json", tmp_path).short_answer("Which city is it in?", ANSWER) == "Paris"
+    assert len(requests) == 2
+    assert clean_short_answer('\n"Answer: 1999."\nbecause...') == "1999"
 
 
 def test_judge_config_picks_the_endpoint() -> None:
