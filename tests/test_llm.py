@@ -6,6 +6,7 @@ import hashlib
 import http.server
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -59,6 +60,26 @@ def test_local_server_chat_and_stream(local_llm: LlmClient) -> None:
 
     p = local_llm.yes_probability("Is Paris in France? Answer Yes or No.")
     assert 0.0 <= p <= 1.0
+
+
+def test_server_dying_mid_answer_is_one_line_and_the_next_request_restarts_it(tmp_path: Path) -> None:
+    """A llama.cpp build that crashes on this CPU (SIGSEGV from its first matrix product) is reported as such."""
+    cfg = LlmConfig(local_model="smollm2-135m-instruct", threads=1, context_tokens=1024, max_tokens=300)
+    with LlmClient(cfg, tmp_path, environ={}) as client:
+        stream = client.stream([{"role": "user", "content": "Write a long story about a dragon."}])
+        assert next(stream)
+        server = client._server
+        assert server is not None and server.process is not None
+        first_pid = server.process.pid
+        os.kill(first_pid, signal.SIGSEGV)
+        with pytest.raises(LlmError) as info:
+            list(stream)
+        msg = str(info.value)
+        assert "\n" not in msg
+        assert "the local llama.cpp server stopped (signal SIGSEGV; log " in msg and "llm-server.log" in msg
+        assert "Troubleshooting" in msg and "starts it again" in msg
+        assert client.chat(QUESTION, max_tokens=4)  # started again, on a new port
+        assert server.process is not None and server.process.pid != first_pid
 
 
 def test_local_server_stops_on_close(tmp_path: Path) -> None:

@@ -9,6 +9,11 @@ SHARED=${SHARED:-$REPO/../shared}
 if [ ! -d /tmp/frozen ]; then git -C "$REPO" worktree add -f --detach /tmp/frozen "$COMMIT"; fi
 cd /tmp/frozen
 test "$(git rev-parse --short=7 HEAD)" = "$COMMIT" || { echo "/tmp/frozen is not at $COMMIT" >&2; exit 1; }
+# llama.cpp built with Intel AMX crashes (SIGSEGV) in VMs that do not enable it: build without (README: Troubleshooting)
+AMX_OFF="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+if echo | cc $AMX_OFF -E - >/dev/null 2>&1; then
+  export CMAKE_ARGS="${CMAKE_ARGS:--DCMAKE_C_FLAGS='$AMX_OFF' -DCMAKE_CXX_FLAGS='$AMX_OFF'}"
+fi
 if [ ! -x .venv/bin/rag ]; then make install && .venv/bin/pip install -q -e '.[local-llm,eval]'; fi
 source .venv/bin/activate
 export HF_HUB_OFFLINE=1
