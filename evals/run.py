@@ -263,10 +263,10 @@ def prompt_digest() -> str:
     answers mix in one run's numbers.
     """
     from rag.answer import support_prompt
-    from rag.prompt import answer_messages, answerable_messages, verify_messages
+    from rag.prompt import answer_messages, answerable_messages, join_messages, verify_messages
 
     parts: list[Any] = [answer_messages("Q", []), answerable_messages("Q", []), verify_messages("Q", "A", ["P"]),
-                        support_prompt("S", ["P"])]
+                        support_prompt("S", ["P"]), join_messages("Q", [])]
     parts += short_answer_messages("Q", "A")
     parts += [[q.role, q.body] for q in (
         entailment_question(["P"], "C"), entailment_question(["P"], "C", "Q"), relevance_question("Q", "A"),
@@ -451,7 +451,8 @@ def _evaluate(entry: EvalItem, engine: _Engine | None, scorer: Scorer, mapper: S
                 timings.update({k: round(v, 3) for k, v in ans.timings.items()})
                 out["answer_checks"] = {
                     "withdrawn": ans.withdrawn, "answerable_probability": ans.answerable_probability,
-                    "verified_probability": ans.verified_probability, "notes": list(ans.notes),
+                    "verified_probability": ans.verified_probability, "joined": ans.joined,
+                    "notes": list(ans.notes),
                 }
             retrieved = mapper.ranking(c.source for c in chunks)
             top = chunks[: engine.settings.answer.k]

@@ -13,7 +13,7 @@ from rag.config import Settings
 from rag.errors import StoreError
 from rag.expand import Expansion, expand_query, search_expanded
 from rag.multihop import HOP_DEPTH, Hop, multihop
-from rag.prompt import answer_messages, answerable_messages, verify_messages
+from rag.prompt import answer_messages, answerable_messages, join_messages, verify_messages
 from rag.retrieve import ScoredChunk
 from rag.route import DEFAULT_COLLECTION, CollectionSearch, Route, choose_route, routable
 from rag.search import Searcher
@@ -102,6 +102,7 @@ class Answer:
     withdrawn: bool = False  # the streamed draft failed its support checks and was replaced by a refusal
     answerable_probability: float | None = None  # the [answer] gate's P(yes); None when the gate is off
     verified_probability: float | None = None  # the [answer] verify check's P(yes); None when not asked
+    joined: bool = False  # the draft refused and [multihop] join asked again (the answer is the retry's)
 
     def as_dict(self) -> dict[str, Any]:
         """The ``--json`` shape."""
@@ -134,6 +135,7 @@ class Answer:
             "withdrawn": self.withdrawn,
             "answerable_probability": self.answerable_probability,
             "verified_probability": self.verified_probability,
+            "joined": self.joined,
             "retrieval": self.evidence.as_dict() if self.evidence is not None else None,
         }
 
@@ -276,10 +278,15 @@ class Answerer:
             text = REFUSAL
         else:
             text = self._generate(question, chunks, t0, timings, on_token)
+        verify = self.settings.answer.verify
+        joined = not gated and verify > 0 and is_refusal(text) and self._joinable(evidence)
+        if joined:  # the sources came from several hops: ask once more, to join them (verified below)
+            if on_token:
+                on_token("\n\n")
+            text = self._generate(question, chunks, t0, {}, on_token, join_messages(question, chunks))
         timings["generate_s"] = time.perf_counter() - t1
         parsed = parse_answer(text, len(chunks))
         refused = is_refusal(text)
-        verify = self.settings.answer.verify
         p_stated = None
         if verify > 0 and not refused:  # against the passages it cites, or all of them when it cites none
             tv = time.perf_counter()
@@ -304,6 +311,9 @@ class Answerer:
         timings["check_s"] = time.perf_counter() - t2
         timings["total_s"] = time.perf_counter() - t0
         notes = list(evidence.notes)
+        if joined:
+            notes.append("the draft said the documents do not say, though a later hop added sources; asked again "
+                         "to join facts across them ([multihop] join)")
         answer_text = parsed.text
         withdrawn = unverified or (self.settings.answer.refuse_unsupported and should_withdraw(sentences, refused))
         if unverified:
@@ -330,13 +340,18 @@ class Answerer:
             notes.append(f"{len(uncited)} sentence(s) cite no source")
         return Answer(question, answer_text, refused, citations, tuple(chunks), sentences, parsed.invalid,
                       evidence.queries, evidence.route.collections, timings, tuple(notes), evidence, withdrawn,
-                      p_answerable, p_stated)
+                      p_answerable, p_stated, joined)
+
+    def _joinable(self, evidence: Evidence) -> bool:
+        """Whether ``[multihop] join`` applies: on, and a hop after the first found one of the sources."""
+        return self.settings.multihop.join and any(
+            max(evidence.hops_of.get(c.chunk_id, (1,))) > 1 for c in evidence.chunks)
 
     def _generate(self, question: str, chunks: Sequence[ScoredChunk], t0: float, timings: dict[str, float],
-                  on_token: Callable[[str], None] | None) -> str:
+                  on_token: Callable[[str], None] | None, messages: list[dict[str, str]] | None = None) -> str:
         """Stream the cited answer, noting the time to its first token."""
         parts: list[str] = []
-        for delta in self.llm.stream(answer_messages(question, chunks)):
+        for delta in self.llm.stream(messages or answer_messages(question, chunks)):
             if not parts:
                 timings["first_token_s"] = time.perf_counter() - t0
             parts.append(delta)

@@ -170,6 +170,11 @@ class MultihopConfig(_Section):
         "halved for each lower-ranked seed.",
     )
     keep: int = Field(1, ge=0, le=50, description="How many first-hop passages stay at the top of the merged evidence.")
+    join: bool = Field(
+        True, description="When the draft says the documents do not say although a later hop added sources, ask "
+        "once more for an answer that joins facts across sources; it is kept only if it passes [answer] verify "
+        "(off when verify is 0).",
+    )
 
 
 class LlmConfig(_Section):

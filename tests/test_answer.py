@@ -116,6 +116,58 @@ def test_verify_withdraws_a_draft_the_llm_does_not_confirm(settings: Settings, r
     assert answer.as_dict()["verified_probability"] == p
 
 
+class _RefusingDraft:
+    """The real tiny-model client, except that the first streamed answer is the refusal.
+
+    SmolLM2-135M hardly ever writes the refusal sentence, so the refused draft that ``[multihop] join``
+    reacts to is injected; the retry, its verification and everything after are the real model's.
+    """
+
+    def __init__(self, llm) -> None:  # type: ignore[no-untyped-def]
+        self.llm, self.streams = llm, []
+
+    def stream(self, messages, **kw):  # type: ignore[no-untyped-def]
+        self.streams.append(messages)
+        return iter([REFUSAL]) if len(self.streams) == 1 else self.llm.stream(messages, **kw)
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self.llm, name)
+
+
+def test_join_asks_again_when_a_later_hop_added_sources(settings: Settings, rag_home: Path, embedder, docs: Path,
+                                                       tiny_llm) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    from rag.prompt import JOIN_SYSTEM
+
+    Ingestor(settings, rag_home, embedder=embedder).run([docs])
+    question = "How often should succulents be watered?"
+    loose = settings.model_copy(update={"answer": settings.answer.model_copy(update={"verify": 0.01})})
+    answerer = Answerer(loose, rag_home, llm=tiny_llm, rerank=False)
+    try:
+        first_hop_only = answerer.gather(question)
+        linked = replace(first_hop_only, hops_of={first_hop_only.chunks[1].chunk_id: (2,)})
+        outcomes = []
+        for evidence, join in ((first_hop_only, True), (linked, False), (linked, True)):
+            answerer.settings = loose.model_copy(update={"multihop": loose.multihop.model_copy(update={"join": join})})
+            answerer.llm = _RefusingDraft(tiny_llm)
+            streamed: list[str] = []
+            outcomes.append((answerer.ask(question, on_token=streamed.append, evidence=evidence), answerer.llm,
+                             "".join(streamed)))
+    finally:
+        answerer.searcher.close()
+    for answer, llm, _ in outcomes[:2]:  # no later hop, or join off: the refusal stands, nothing is asked again
+        assert answer.refused and answer.answer == REFUSAL and not answer.joined and len(llm.streams) == 1
+    answer, llm, streamed = outcomes[2]
+    assert answer.joined and len(llm.streams) == 2 and llm.streams[1][0]["content"] == JOIN_SYSTEM
+    assert llm.streams[1][1] == llm.streams[0][1]  # the same sources and question
+    assert streamed.startswith(REFUSAL + "\n\n")  # the refusal was shown, then the retry streams
+    assert any("[multihop] join" in n for n in answer.notes) and answer.as_dict()["joined"] is True
+    if not answer.refused:  # the retry is checked like any draft: verified, citations validated
+        assert answer.verified_probability is not None and answer.verified_probability >= 0.01
+        assert answer.answer and not answer.withdrawn
+
+
 def test_endpoint_down_is_one_line(tmp_path: Path, docs: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
