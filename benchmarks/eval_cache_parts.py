@@ -7,6 +7,9 @@ puts it back, so the next session's rerun of the same command resumes where the 
 
     python benchmarks/eval_cache_parts.py save CACHE.jsonl DIR      # new lines -> DIR/cache-DATE.jsonl.gz
     python benchmarks/eval_cache_parts.py restore CACHE.jsonl DIR   # all parts -> CACHE.jsonl
+    python benchmarks/eval_cache_parts.py results OUT.jsonl DIR [--ids RUN.jsonl]
+        # the stored questions as `--out` result lines (only the ids of another run's --out with --ids),
+        # for `rag eval compare` and interim numbers while the run goes on
 
 The cache file's name and every key depend on the suite's absolute path, the home, the
 collection's content, the settings and the prompts: rerun from the same commit with the same
@@ -58,13 +61,26 @@ def restore(cache: Path, folder: Path) -> str:
     return f"{len(lines)} lines -> {cache}"
 
 
+def results(out: Path, folder: Path, ids_from: Path | None = None) -> str:
+    rows = [json.loads(line)["result"] for line in _read_parts(folder)]
+    if ids_from is not None:
+        wanted = {json.loads(line)["id"] for line in ids_from.read_text(encoding="utf-8").splitlines() if line.strip()}
+        rows = [r for r in rows if r["id"] in wanted]
+    out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return f"{len(rows)} result lines -> {out}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("action", choices=("save", "restore"))
-    parser.add_argument("cache", type=Path)
+    parser.add_argument("action", choices=("save", "restore", "results"))
+    parser.add_argument("cache", type=Path, help="the run's cache file (results: the output file)")
     parser.add_argument("folder", type=Path)
+    parser.add_argument("--ids", type=Path, default=None, help="results: keep only the ids of this --out file")
     args = parser.parse_args(argv)
-    print(save(args.cache, args.folder) if args.action == "save" else restore(args.cache, args.folder))
+    if args.action == "results":
+        print(results(args.cache, args.folder, args.ids))
+    else:
+        print(save(args.cache, args.folder) if args.action == "save" else restore(args.cache, args.folder))
     return 0
 
 
