@@ -25,6 +25,7 @@ from typing import Any, Literal, Protocol, Sequence
 
 import openai
 
+from rag.cite import strip_markers
 from rag.config import LlmConfig, Settings
 from rag.errors import ConfigError, RagError
 from rag.llm import LlmClient, yes_share
@@ -284,6 +285,9 @@ def short_answer_messages(question: str, answer: str) -> list[dict[str, str]]:
     ]
 
 
+_WORD = re.compile(r"[^\W_]+")
+
+
 def clean_short_answer(reply: str) -> str:
     """The reply's first line without a "Short answer:" label, quotes or a final full stop."""
     line = next((ln.strip() for ln in reply.splitlines() if ln.strip()), "")
@@ -292,8 +296,9 @@ def clean_short_answer(reply: str) -> str:
 
 
 def short_answer_in(short: str, answer: str, question: str = "") -> bool:
-    """Whether ``short`` occurs in ``answer`` (both normalised, citation markers ignored), or is yes / no
-    to a question that starts like a yes/no question ("Were both ...?")."""
+    """Whether ``short`` occurs in ``answer`` (both normalised, citation markers ignored), or every word
+    of it does ("1969-1974" in "from 1969 to 1974"), or it is yes / no to a question that starts like a
+    yes/no question ("Were both ...?")."""
     from evals.answer_metrics import normalize_answer
 
     norm = normalize_answer(short)
@@ -301,7 +306,10 @@ def short_answer_in(short: str, answer: str, question: str = "") -> bool:
         return False
     if norm in ("yes", "no") and _YES_NO_QUESTION.match(question):
         return True
-    return f" {norm} " in f" {normalize_answer(answer)} "
+    if f" {norm} " in f" {normalize_answer(answer)} ":
+        return True
+    words = set(_WORD.findall(strip_markers(answer).lower()))
+    return all(w in words for w in _WORD.findall(short.lower()))
 
 
 # --- construction ---------------------------------------------------------------------------

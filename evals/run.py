@@ -50,7 +50,8 @@ __all__ = [
     "summarise", "ANSWER_METRICS",
 ]
 
-EVAL_VERSION = 3  # 2: EM/F1/contains ignore citation markers; 3: short_em / short_f1
+EVAL_VERSION = 4  # 2: EM/F1/contains ignore citation markers; 3: short_em / short_f1;
+# 4: a short answer may be the answer's words in another form ("1969-1974" from "1969 to 1974")
 """Bumped when a metric's definition changes, so cached results are not reused across it."""
 
 ANSWER_METRICS: tuple[str, ...] = (

@@ -15,7 +15,7 @@ import pytest
 from evals.answer_metrics import Verdicts, judged
 from evals.judge import (
     JsonJudge, JudgeClient, JudgeOutputError, LogprobJudge, RagasJudge, clean_short_answer, entailment_question,
-    judge_config, make_judge,
+    judge_config, make_judge, short_answer_in,
 )
 from rag.config import LlmConfig, Settings
 from rag.errors import RagError
@@ -156,6 +156,16 @@ def test_short_answer_may_be_yes_or_no(endpoint, tmp_path: Path) -> None:  # typ
     assert _judge(url, "json", tmp_path).short_answer("Which city is it in?", ANSWER) == "Paris"
     assert len(requests) == 2
     assert clean_short_answer('\n"Answer: 1999."\nbecause...') == "1999"
+
+
+def test_short_answer_may_rewrite_the_answers_own_words() -> None:
+    # the judge often writes "1969-1974" for "from 1969 to 1974": the same words, so it is kept
+    assert short_answer_in("1969-1974", "Nixon served from 1969 to 1974 [2].")
+    assert short_answer_in("Ethiopia sovereignty", "It was about Ethiopia's sovereignty.")
+    assert short_answer_in("2014\u201315", "In the 2014\u201315 season [1].")
+    assert not short_answer_in("1969-1975", "Nixon served from 1969 to 1974 [2].")
+    assert not short_answer_in("Paris, France", "It is in Paris.")
+    assert not short_answer_in("2", "Nixon served from 1969 to 1974 [2].")  # a citation marker is not a word
 
 
 def test_judge_config_picks_the_endpoint() -> None:
