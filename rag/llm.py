@@ -144,9 +144,18 @@ class LocalServer:
         atexit.register(self.close)
         log.debug("started llama.cpp server pid %s on port %s", self.process.pid, self.port)
 
-    def exit_note(self) -> str:
-        """Why the server is gone, for an error message; empty while it runs (or was never started)."""
-        if self.process is None or self.process.poll() is None:
+    def exit_note(self, wait_s: float = 0.0) -> str:
+        """Why the server is gone, for an error message; empty while it runs (or was never started).
+
+        ``wait_s``: how long to give a dying process to be reaped. A broken connection can reach the
+        client before the kernel reports the server's exit, so callers that saw one wait a moment.
+        """
+        if self.process is None:
+            return ""
+        if wait_s > 0:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=wait_s)
+        if self.process.poll() is None:
             return ""
         code = self.process.returncode
         how = f"exit code {code}"
@@ -355,7 +364,8 @@ class LlmClient:
     def _error(self, exc: openai.OpenAIError | httpx.HTTPError) -> LlmError:
         """One clear line for an openai exception: what failed, at which endpoint, what to set."""
         where, cfg = self.endpoint, self.config
-        died = self._server.exit_note() if self._server is not None else ""
+        broken = isinstance(exc, (httpx.HTTPError, openai.APIConnectionError))  # includes APITimeoutError
+        died = self._server.exit_note(wait_s=2.0 if broken else 0.0) if self._server is not None else ""
         if died:  # the local server crashed: that is the news, not the broken connection
             msg = f"{died}; the next request starts it again"
         elif isinstance(exc, httpx.HTTPError):
