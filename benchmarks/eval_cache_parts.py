@@ -45,9 +45,11 @@ def save(cache: Path, folder: Path) -> str:
     lines = [line for line in cache.read_text(encoding="utf-8").splitlines() if line.strip()]
     new = [line for line, key in zip(lines, _keys(lines)) if key not in known]
     folder.mkdir(parents=True, exist_ok=True)
+    text = "".join(line + "\n" for line in new)
+    if today.exists() and gzip.decompress(today.read_bytes()).decode("utf-8") == text:
+        return f"no new lines; {today} unchanged ({len(known) + len(new)} questions in all parts)"
     tmp = today.with_suffix(".tmp")
-    with gzip.open(tmp, "wt", encoding="utf-8") as fh:
-        fh.write("".join(line + "\n" for line in new))
+    tmp.write_bytes(gzip.compress(text.encode("utf-8"), mtime=0))  # mtime 0: same lines, same bytes
     tmp.replace(today)
     return f"{len(new)} new lines -> {today} ({len(known) + len(new)} questions in all parts)"
 
