@@ -7,7 +7,12 @@ Prints, as JSON:
   share of statements supported by all retrieved passages ("supported" verdicts);
 - the same refusal rates if answers whose every cited statement failed its "entails" check had
   been withdrawn (what `[answer] refuse_unsupported` does with its own support check);
-- time to first token and total answer time, p50 and p95 (seconds).
+- time to first token and total answer time, p50 and p95 (seconds);
+- ``verify_sweep``: how ``[answer] verify`` separates the two kinds, read off the run's own
+  P(yes) of each answered draft (``answer_checks.verified_probability``): the AUROC among the
+  drafts that answered, and the refusal rates [unanswerable, answerable] had the run used each
+  threshold (a draft that refused stays refused). Choosing a threshold on the questions you then
+  report on overstates it; the sweep shows the trade-off, it does not tune.
 
     rag --home H eval run SUITE -c clapnq --out clapnq.jsonl
     python benchmarks/answer_summary.py clapnq.jsonl
@@ -20,6 +25,15 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:  # run as a script: python benchmarks/...
+    sys.path.insert(0, str(REPO))
+
+from benchmarks.refusal_gate import THRESHOLDS, auroc  # noqa: E402
+
+
+USAGE = "usage: python benchmarks/answer_summary.py RUN_OUT.jsonl"
 
 
 def _mean(values: list[float]) -> float | None:
@@ -70,17 +84,42 @@ def summarise(lines: list[dict]) -> dict:
     }
 
 
+def verify_sweep(lines: list[dict]) -> dict | None:
+    """AUROC of the drafts' verify P(yes), and refusal rates per threshold (``None`` without flags or scores)."""
+    rows = []
+    for r in lines:
+        checks = r.get("answer_checks") or {}
+        p = checks.get("verified_probability")
+        draft_refused = bool(r.get("refused")) and p is None
+        if r.get("answerable") is None or (p is None and not draft_refused):
+            continue
+        rows.append((bool(r["answerable"]), draft_refused, p))
+    kinds = {flag: [row for row in rows if row[0] is flag] for flag in (False, True)}
+    if not kinds[False] or not kinds[True]:
+        return None
+    rate = lambda rs, t: round(float(np.mean([d or p < t for _, d, p in rs])), 4)  # noqa: E731
+    return {
+        "questions": len(rows),
+        "auroc_answered": auroc([p for a, d, p in rows if a and not d], [p for a, d, p in rows if not a and not d]),
+        "refused [unanswerable, answerable] by threshold": {
+            str(t): [rate(kinds[False], t), rate(kinds[True], t)] for t in (0.0, *THRESHOLDS)},
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    if args in (["-h"], ["--help"]):
+        print(f"{USAGE}\n\n{__doc__}")
+        return 0
     if len(args) != 1 or not Path(args[0]).is_file():
-        print("usage: python benchmarks/answer_summary.py RUN_OUT.jsonl", file=sys.stderr)
+        print(USAGE, file=sys.stderr)
         return 2
     lines = []
     for raw in Path(args[0]).read_text(encoding="utf-8").splitlines():
         if raw.strip():
             obj = json.loads(raw)
             lines.append(obj.get("result", obj))
-    print(json.dumps(summarise(lines), indent=2))
+    print(json.dumps({**summarise(lines), "verify_sweep": verify_sweep(lines)}, indent=2))
     return 0
 
 

@@ -31,9 +31,13 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.refusal_gate import THRESHOLDS, _suite_file, auroc, sample
-from evals.suite import read_suite
-from rag.config import load_settings, resolve_home
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:  # run as a script: python benchmarks/...
+    sys.path.insert(0, str(REPO))
+
+from benchmarks.refusal_gate import THRESHOLDS, _suite_file, auroc, sample  # noqa: E402
+from evals.suite import read_suite  # noqa: E402
+from rag.config import load_settings, resolve_home  # noqa: E402
 
 
 def collect(args: argparse.Namespace) -> list[dict[str, Any]]:
