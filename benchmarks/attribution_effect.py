@@ -5,7 +5,7 @@
     python benchmarks/attribution_effect.py summary RUN_OUT.jsonl SCORED.jsonl
 
 ``prepare`` takes the answered (not refused) lines of a run made without attribution, cites
-the best source for every sentence the model left uncited (``rag.attribute``, the embedding
+the best source for every sentence the model left uncited (``rag.query.attribute``, the embedding
 model on 1 thread) and writes them as a suite that `rag eval score` can judge; it prints the
 time attribution took per answer. ``summary`` puts the rescored answers back among the run's
 refusals and prints ``benchmarks/answer_summary.py``'s figures and the ALCE citation recall and
@@ -42,9 +42,9 @@ def _lines(path: str) -> list[dict[str, Any]]:
 def prepare(run_out: str, dest: str, threshold: float) -> None:
     import torch
 
-    from rag.attribute import attribute
-    from rag.cite import add_markers, parse_answer
-    from rag.embed import get_embedder
+    from rag.query.attribute import attribute
+    from rag.query.cite import add_markers, parse_answer
+    from rag.core.embed import get_embedder
 
     torch.set_num_threads(1)  # as `rag ask` embeds at answer time ([embedding] query_threads)
     embedder = get_embedder("all-MiniLM-L6-v2")

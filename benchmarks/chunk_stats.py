@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ingest.chunk import ChunkSettings, chunk_document  # noqa: E402
 from ingest.discover import discover  # noqa: E402
 from ingest.load import is_supported, load_document  # noqa: E402
-from rag.errors import RagError  # noqa: E402
-from rag.records import Chunk  # noqa: E402
+from rag.core.errors import RagError  # noqa: E402
+from rag.core.records import Chunk  # noqa: E402
 
 
 @dataclass(frozen=True, slots=True)

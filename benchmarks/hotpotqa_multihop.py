@@ -31,7 +31,7 @@ from typing import Any
 
 from evals.answer_metrics import contains_answer, exact_match, token_f1
 from evals.suite import read_suite
-from rag.config import Settings, load_settings, resolve_home
+from rag.core.config import Settings, load_settings, resolve_home
 
 MODES = ("single", "links", "llm", "multi", "hyde")
 _CITATION = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
@@ -50,7 +50,7 @@ def mode_settings(settings: Settings, mode: str) -> Settings:
 
 def ensure_collection(docs: Path, settings: Settings, home: Path, collection: str) -> dict[str, Any]:
     """Ingest the suite's documents unless the collection already holds them."""
-    from rag.home import collection_paths
+    from rag.core.home import collection_paths
 
     if collection_paths(home, collection).manifest.exists():
         return {"ingested": False}
@@ -64,7 +64,7 @@ def ensure_collection(docs: Path, settings: Settings, home: Path, collection: st
 def run_mode(mode: str, items: list[Any], suite_dir: Path, settings: Settings, home: Path, collection: str,
              llm: Any, rerank: bool, answers: bool) -> dict[str, Any]:  # fmt: skip
     """Gather evidence (and optionally answer) for every question in one mode."""
-    from rag.answer import Answerer
+    from rag.query.answer import Answerer
 
     answerer = Answerer(mode_settings(settings, mode), home, collection, llm=llm, rerank=rerank)
     hits = {5: 0, 10: 0}
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     ingest = ensure_collection(args.suite_dir / "docs", settings, home, args.collection)
     llm = None
     if args.answers or any(m in ("llm", "multi", "hyde") for m in modes):
-        from rag.llm import LlmClient
+        from rag.core.llm import LlmClient
 
         llm = LlmClient(settings.llm, home)
     report: dict[str, Any] = {"suite": str(args.suite_dir), "questions": len(items), "collection": args.collection,

@@ -28,7 +28,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from evals.answer_metrics import Verdicts, faithfulness, judged, statements  # noqa: E402
 from evals.judge import judge_config, make_judge  # noqa: E402
-from rag.config import load_settings, resolve_home  # noqa: E402
+from rag.core.config import load_settings, resolve_home  # noqa: E402
 
 
 def load_rows(folder: Path) -> list[dict[str, str]]:

@@ -1,7 +1,7 @@
 """The answerability gate (``[answer] gate``) on a suite with answerable and unanswerable questions.
 
 For each question the evidence is gathered exactly as ``rag ask`` gathers it, and the LLM is
-asked the gate's yes/no question (rag.prompt.answerable_messages: do the sources contain the
+asked the gate's yes/no question (rag.query.prompt.answerable_messages: do the sources contain the
 answer?). The script prints one JSON object: the AUROC of P(yes) for telling answerable from
 unanswerable questions, and for each threshold the share of unanswerable and of answerable
 questions the gate alone would refuse. With --results (a ``rag eval run --out`` file of the same
@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from evals.suite import SuiteItem, read_suite
-from rag.config import load_settings, resolve_home
+from rag.core.config import load_settings, resolve_home
 
 THRESHOLDS = tuple(round(x * 0.05, 2) for x in range(1, 20))
 
@@ -103,8 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         lines = [json.loads(x) for x in args.results.read_text(encoding="utf-8").splitlines() if x.strip()]
         previous = {str(r["id"]): bool(r.get("refused")) for r in lines}
 
-    from rag.answer import Answerer
-    from rag.prompt import answerable_messages
+    from rag.query.answer import Answerer
+    from rag.query.prompt import answerable_messages
 
     home = resolve_home(args.home)
     settings = load_settings(home)

@@ -4,10 +4,10 @@ For each sampled question the evidence is gathered as ``rag ask`` gathers it (re
 default), then, in this order, so that a llama.cpp server reuses the answer prompt's KV cache after the gate:
 
 - ``gate``: P(yes) that the sources contain the answer, asked before answering
-  (rag.prompt.answerable_messages, what ``[answer] gate`` uses);
+  (rag.query.prompt.answerable_messages, what ``[answer] gate`` uses);
 - the draft answer, generated as ``rag ask`` generates it, and whether it is a refusal;
 - ``verify``: P(yes) that the passages the draft cites (all sources when it cites none) state
-  it as the answer to the question (rag.prompt.verify_messages, what ``[answer] verify`` asks);
+  it as the answer to the question (rag.query.prompt.verify_messages, what ``[answer] verify`` asks);
 - ``support``: the answer-time support check of each cited sentence against its sources.
 
 One JSON line per question goes to --out as soon as it is known; the script then prints, per
@@ -37,24 +37,24 @@ if str(REPO) not in sys.path:  # run as a script: python benchmarks/...
 
 from benchmarks.refusal_gate import THRESHOLDS, _suite_file, auroc, sample  # noqa: E402
 from evals.suite import read_suite  # noqa: E402
-from rag.config import load_settings, resolve_home  # noqa: E402
+from rag.core.config import load_settings, resolve_home  # noqa: E402
 
 
 def collect(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Ask every sampled question and record its signals (written to --out line by line)."""
-    import rag.prompt
-    from rag.answer import support_prompt
+    import rag.query.prompt
+    from rag.query.answer import support_prompt
 
     if args.system:
-        rag.prompt.SYSTEM = args.system
-    from rag.cite import is_refusal, parse_answer
-    from rag.prompt import answer_messages, answerable_messages, verify_messages
+        rag.query.prompt.SYSTEM = args.system
+    from rag.query.cite import is_refusal, parse_answer
+    from rag.query.prompt import answer_messages, answerable_messages, verify_messages
 
     exclude = {i.id for s in args.exclude for i in read_suite(_suite_file(s))}
     items = sample(read_suite(_suite_file(args.suite)), args.per_class, args.seed, exclude)
     home = resolve_home(args.home)
     settings = load_settings(home)
-    from rag.answer import Answerer
+    from rag.query.answer import Answerer
 
     answerer = Answerer(settings, home, args.collection, rerank=None if args.rerank else False)
     llm = answerer.llm

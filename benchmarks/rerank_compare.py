@@ -1,7 +1,7 @@
 """Compare reranking configurations on SciFact (test), HotpotQA and ClapNQ, with the product's own code.
 
 For every question the hybrid retriever runs once (no reranking); each configuration
-then reranks the top 20 with ``rag.rerank.Reranker.rerank`` (the function search
+then reranks the top 20 with ``rag.query.rerank.Reranker.rerank`` (the function search
 uses), and the metrics are computed on the result:
 
 - SciFact test: nDCG@10 over the top 100 (trec_eval semantics, evals.metrics);
@@ -40,10 +40,10 @@ from evals.beir import load_beir  # noqa: E402
 from evals.beir_run import beir_settings, collection_name, ingest_beir  # noqa: E402
 from evals.metrics import ndcg_at_k  # noqa: E402
 from evals.suite import read_suite  # noqa: E402
-from rag.config import Settings, load_settings, resolve_home  # noqa: E402
-from rag.rerank import SHIPPED, Reranker  # noqa: E402
-from rag.retrieve import ScoredChunk  # noqa: E402
-from rag.search import Searcher  # noqa: E402
+from rag.core.config import Settings, load_settings, resolve_home  # noqa: E402
+from rag.query.rerank import SHIPPED, Reranker  # noqa: E402
+from rag.query.retrieve import ScoredChunk  # noqa: E402
+from rag.query.search import Searcher  # noqa: E402
 
 TOP_N = 20
 CONFIGS: dict[str, tuple[str, float | None]] = {

@@ -20,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from rag.config import load_settings, resolve_home
+from rag.core.config import load_settings, resolve_home
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,8 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ares-per-file", type=int, default=None)
     args = parser.parse_args(argv)
 
-    from rag.rerank import Reranker
-    from rag.tune import TuneOptions, heldout_ndcg, prepare
+    from rag.query.rerank import Reranker
+    from rag.tune.reranker import TuneOptions, heldout_ndcg, prepare
 
     home = resolve_home(args.home)
     settings = load_settings(home)

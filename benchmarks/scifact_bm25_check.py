@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     if args.analyzer == "english":
-        from rag.lexical import Analyzer
+        from rag.core.lexical import Analyzer
 
         tokens = Analyzer().tokens
     else:

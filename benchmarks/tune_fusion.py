@@ -18,9 +18,9 @@ from pathlib import Path
 from evals.beir import load_beir
 from evals.beir_run import beir_settings, collection_name
 from evals.metrics import evaluate
-from rag.config import load_settings, resolve_home
-from rag.fuse import fuse
-from rag.retrieve import RetrieverContext, make_retriever
+from rag.core.config import load_settings, resolve_home
+from rag.query.fuse import fuse
+from rag.query.retrieve import RetrieverContext, make_retriever
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,7 +5,7 @@ numbers (1-based) pick passages of the answer's contexts; :class:`Verdicts` buil
 from a judge and records every verdict. Kept as plain functions of that callable, the
 definitions are checkable by hand.
 
-* **Statements** are the answer's sentences (``rag.cite``), citation markers stripped, each
+* **Statements** are the answer's sentences (``rag.query.cite``), citation markers stripped, each
   with the context numbers it cites.
 * **Faithfulness**: the share of statements that all retrieved contexts together entail.
 * **Citation recall / precision** as ALCE computes them (Gao et al., 2023, ``eval.py``): a
@@ -21,14 +21,13 @@ definitions are checkable by hand.
 
 from __future__ import annotations
 
-import re
-import string
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from evals.judge import Judge, JudgeOutputError, YesNoQuestion, entailment_question
-from rag.cite import is_refusal, parse_answer, strip_markers
+from evals.normalize import normalize_answer
+from rag.query.cite import is_refusal, parse_answer
 
 __all__ = [
     "Statement", "CitationScores", "Verdicts", "statements", "faithfulness", "citation_scores", "normalize_answer",
@@ -112,15 +111,6 @@ def citation_scores(claims: Sequence[Statement], entails: Entails) -> CitationSc
 
 # --- short answers (SQuAD normalisation) ---------------------------------------------------
 
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-_PUNCT = set(string.punctuation)
-
-
-def normalize_answer(text: str) -> str:
-    """SQuAD's normalisation (lower case, punctuation and articles removed, whitespace collapsed), after
-    removing citation markers: "Paris [1]." is the answer "Paris", not "paris 1"."""
-    text = "".join(ch for ch in strip_markers(text).lower() if ch not in _PUNCT)
-    return " ".join(_ARTICLES.sub(" ", text).split())
 
 
 def exact_match(prediction: str, references: Sequence[str]) -> float:

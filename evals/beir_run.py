@@ -18,7 +18,7 @@ import numpy as np
 
 from evals.beir import BeirData, beir_documents, load_beir
 from evals.metrics import Run, evaluate, write_trec_run
-from rag.config import ChunkingConfig, Settings
+from rag.core.config import ChunkingConfig, Settings
 
 WHOLE_DOCUMENT_CHARS = 100_000
 DEPTH = 100
@@ -86,7 +86,7 @@ def run_beir(
     on_query: Callable[[int, int], None] | None = None,
 ) -> BeirReport:
     """Evaluate retrieval on a BEIR folder with trec_eval semantics."""
-    from rag.search import Searcher
+    from rag.query.search import Searcher
 
     data = load_beir(folder, split)
     collection = collection_name(folder)

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from rag.errors import RagError
+from rag.core.errors import RagError
 
 
 def iter_objects(path: str | Path, error: type[RagError], expected: str = "") -> Iterator[tuple[str, dict[str, Any]]]:

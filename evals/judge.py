@@ -25,11 +25,11 @@ from typing import Any, Literal, Protocol, Sequence
 
 import openai
 
-from rag.cite import strip_markers
-from rag.config import LlmConfig, Settings
-from rag.errors import ConfigError, RagError
-from rag.llm import LlmClient, yes_share
-from rag.prompt import (
+from rag.query.cite import strip_markers
+from rag.core.config import LlmConfig, Settings
+from rag.core.errors import ConfigError, RagError
+from rag.core.llm import LlmClient, yes_share
+from rag.query.prompt import (
     ANSWER_CHECK_ROLE, CHECK_PREMISE_CHARS, answer_check_body, clip, passages_block, yes_no_messages,
 )
 
@@ -233,7 +233,7 @@ def entailment_question(premises: Sequence[str], claim: str, question: str | Non
     something else or nothing): on ARES rows with the local 1.5B model a plain "do the
     passages support it?" left unfaithful answers near P(yes) 0.7 and pooled AUROC at 0.85;
     this wording gave 0.91 on the same 40 rows (see benchmarks/judge_ares.py). The question
-    form is also what ``[answer] verify`` asks at answer time (rag.prompt).
+    form is also what ``[answer] verify`` asks at answer time (rag.query.prompt).
     """
     if question:
         return YesNoQuestion(ANSWER_CHECK_ROLE, answer_check_body(premises, question, claim))
@@ -299,7 +299,7 @@ def short_answer_in(short: str, answer: str, question: str = "") -> bool:
     """Whether ``short`` occurs in ``answer`` (both normalised, citation markers ignored), or every word
     of it does ("1969-1974" in "from 1969 to 1974"), or it is yes / no to a question that starts like a
     yes/no question ("Were both ...?")."""
-    from evals.answer_metrics import normalize_answer
+    from evals.normalize import normalize_answer
 
     norm = normalize_answer(short)
     if not norm:

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.errors import RagError
+from rag.core.errors import RagError
 
 Qrels = dict[str, dict[str, int]]
 """query id -> doc id -> graded relevance (<= 0: not relevant)."""

@@ -41,9 +41,9 @@ from evals.judge import (
 from evals.metrics import bootstrap_ci, query_metrics
 from evals.results import EvalItem, read_results
 from evals.suite import SuiteItem, read_suite
-from rag.cite import is_refusal
-from rag.config import LlmConfig, Settings
-from rag.errors import ConfigError, RagError
+from rag.query.cite import is_refusal
+from rag.core.config import LlmConfig, Settings
+from rag.core.errors import ConfigError, RagError
 
 __all__ = [
     "EVAL_VERSION", "EvalOptions", "EvalSummary", "MetricSummary", "SourceMapper", "run_suite", "score_lines",
@@ -235,8 +235,8 @@ def _digest(obj: Any) -> str:
 
 def collection_state(settings: Settings, home: Path, collection: str) -> str:
     """A hash of the collection's file versions and embedding model (changes when the content does)."""
-    from ingest.manifest import Manifest
-    from rag.home import collection_paths
+    from rag.core.manifest import Manifest
+    from rag.core.home import collection_paths
 
     paths = collection_paths(home, collection)
     if not paths.manifest.is_file():
@@ -263,8 +263,8 @@ def prompt_digest() -> str:
     A cached result was produced by particular prompts: rewording one must not let old and new
     answers mix in one run's numbers.
     """
-    from rag.answer import support_prompt
-    from rag.prompt import answer_messages, answerable_messages, join_messages, verify_messages
+    from rag.query.answer import support_prompt
+    from rag.query.prompt import answer_messages, answerable_messages, join_messages, verify_messages
 
     parts: list[Any] = [answer_messages("Q", []), answerable_messages("Q", []), verify_messages("Q", "A", ["P"]),
                         support_prompt("S", ["P"]), join_messages("Q", [])]
@@ -306,7 +306,7 @@ class _Engine:
 
     def _open(self) -> Any:
         if self.answerer is None:
-            from rag.answer import Answerer
+            from rag.query.answer import Answerer
 
             o = self.options
             self.answerer = Answerer(self.settings, self.home, o.collection, llm=self.llm(), retriever=o.retriever,

@@ -28,8 +28,8 @@ from functools import lru_cache
 
 from langchain_text_splitters import Language, RecursiveCharacterTextSplitter
 
-from rag.records import Chunk, LoadedDocument
-from rag.store import point_uuid
+from rag.core.records import Chunk, LoadedDocument
+from rag.core.store import point_uuid
 
 _LANGUAGE_BY_TYPE = {
     "md": Language.MARKDOWN,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pathspec
 
-from rag.errors import RagError
+from rag.core.errors import RagError
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import codecs
 import re
 
-from rag.errors import LoadError
+from rag.core.errors import LoadError
 
 BINARY_REASON = "binary file (not text)"
 

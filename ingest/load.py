@@ -11,8 +11,8 @@ from pathlib import Path
 
 from ingest.encoding import decode_bytes
 from ingest.load_text import markdown_sections, rst_sections, short_detail
-from rag.errors import LoadError, UnsupportedFileError
-from rag.records import LoadedDocument, PageSpan, Section
+from rag.core.errors import LoadError, UnsupportedFileError
+from rag.core.records import LoadedDocument, PageSpan, Section
 
 EMPTY_REASON = "empty file"
 WHITESPACE_REASON = "no text (file holds only whitespace)"

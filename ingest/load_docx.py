@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from ingest.load_text import heading_sections, short_detail
-from rag.errors import LoadError
-from rag.records import Section
+from rag.core.errors import LoadError
+from rag.core.records import Section
 
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 _MC_FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"

@@ -11,7 +11,7 @@ from bs4.element import PreformattedString, Script, Stylesheet, TemplateString
 
 from ingest.encoding import decode_bytes
 from ingest.load_text import heading_sections
-from rag.records import Section
+from rag.core.records import Section
 
 _DROP_TAGS = [
     "script", "style", "noscript", "template", "svg", "head", "title", "meta", "link",

@@ -7,8 +7,8 @@ import logging
 from typing import TYPE_CHECKING
 
 from ingest.load_text import short_detail
-from rag.errors import LoadError
-from rag.records import PageSpan
+from rag.core.errors import LoadError
+from rag.core.records import PageSpan
 
 if TYPE_CHECKING:
     from pypdf import PdfReader

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from types import TracebackType
 
-from rag.errors import StoreLockedError
+from rag.core.errors import StoreLockedError
 
 
 class WriterLock:

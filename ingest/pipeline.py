@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,14 +25,15 @@ from ingest.chunk import ChunkSettings, chunk_document
 from ingest.discover import Discovery, FoundFile, discover
 from ingest.load import SUPPORTED_EXTENSIONS, load_document
 from ingest.lock import WriterLock
-from ingest.manifest import FileRow, Manifest
-from rag.bm25 import Bm25Index, fingerprint
-from rag.config import Settings
-from rag.errors import ConfigError, LoadError, RagError, UnsupportedFileError
-from rag.home import CollectionPaths, collection_paths
-from rag.lexical import Analyzer, bm25_document_weights
-from rag.records import Chunk, LoadedDocument
-from rag.store import StoredPoint, VectorStore, open_store
+from rag.core.manifest import FileRow, Manifest
+from rag.core.bm25 import Bm25Index, fingerprint
+from rag.core.config import Settings
+from rag.core.faults import fault_point
+from rag.core.errors import ConfigError, LoadError, RagError, UnsupportedFileError
+from rag.core.home import CollectionPaths, collection_paths
+from rag.core.lexical import Analyzer, bm25_document_weights
+from rag.core.records import Chunk, LoadedDocument
+from rag.core.store import StoredPoint, VectorStore, open_store
 
 GROUP_CHUNKS = 4096
 UPSERT_BATCH = 256
@@ -109,12 +109,6 @@ class IngestReport:
         }
 
 
-def _fault(point: str) -> None:
-    """Test hook: ``RAG_FAULT_KILL_AT=<point>`` kills the process with SIGKILL at that point."""
-    if os.environ.get("RAG_FAULT_KILL_AT") == point:
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
 def file_sha256(path: Path) -> str:
     """Content hash of a file."""
     digest = hashlib.sha256()
@@ -167,7 +161,7 @@ class Ingestor:
     @property
     def embedder(self) -> Any:
         if self._embedder is None:
-            from rag.embed import get_embedder
+            from rag.core.embed import get_embedder
 
             cfg = self.settings.embedding
             self._embedder = get_embedder(cfg.model, cfg.device, cfg.batch_size)
@@ -284,7 +278,7 @@ class Ingestor:
             FileRow(w.found.source, w.file_hash, w.found.size, w.found.mtime_ns, len(w.chunks), self.pipeline_sig, "pending")
             for w in group
         )
-        _fault("after_pending")
+        fault_point("after_pending")
         chunks = [c for w in group for c in w.chunks]
         existing = store.vectors([c.id for c in chunks])
         hashes = {w.found.source: w.file_hash for w in group}
@@ -298,7 +292,7 @@ class Ingestor:
                     idx, val = bm25_document_weights(self.analyzer.tokens(c.text), avgdl, k1, b)
                     points.append(StoredPoint(c.id, vector, idx, val, c.payload(hashes[c.source], versions[c.source])))
                 store.upsert(points)
-                _fault("mid_upsert")
+                fault_point("mid_upsert")
 
         reused = [c for c in chunks if c.id in existing]
         upsert(reused, [existing[c.id][0] for c in reused])
@@ -310,12 +304,12 @@ class Ingestor:
             upsert(part, list(self.embedder.embed([c.text for c in part])))
             self.progress.embedded(len(part))
         store.flush()
-        _fault("after_upsert")
+        fault_point("after_upsert")
         for w in group:
             if w.had_row:
                 store.delete_source(w.found.source, keep_version=versions[w.found.source])
         store.flush()
-        _fault("after_delete_stale")
+        fault_point("after_delete_stale")
         manifest.mark_done(w.found.source for w in group)
         for w in group:
             self.progress.file_done(w.found.source, len(w.chunks))
@@ -326,7 +320,7 @@ class Ingestor:
         current = Bm25Index.read_info(self.paths.bm25)
         if current is not None and current.fingerprint == fingerprint(ids):
             return False
-        _fault("before_bm25")
+        fault_point("before_bm25")
         pairs = ((cid, str(payload.get("text", ""))) for cid, payload in store.scroll(with_payload=True))
         index = Bm25Index.build(pairs, self.analyzer, self.settings.bm25.k1, self.settings.bm25.b)
         index.save(self.paths.bm25)
@@ -429,7 +423,7 @@ class Ingestor:
         for source in sources:
             store.delete_source(source)
         store.flush()
-        _fault("after_delete")
+        fault_point("after_delete")
         manifest.remove(sources)
 
 

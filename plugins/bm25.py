@@ -6,10 +6,10 @@ from functools import cached_property
 
 import numpy as np
 
-from rag.bm25 import Bm25Index
-from rag.errors import StoreError
-from rag.lexical import Analyzer
-from rag.retrieve import RetrieverContext, ScoredChunk, SearchFilter, payload_chunk
+from rag.core.bm25 import Bm25Index
+from rag.core.errors import StoreError
+from rag.core.lexical import Analyzer
+from rag.query.retrieve import RetrieverContext, ScoredChunk, SearchFilter, payload_chunk
 
 
 class Bm25Retriever:

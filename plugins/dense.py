@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rag.retrieve import RetrieverContext, ScoredChunk, SearchFilter, payload_chunk
+from rag.query.retrieve import RetrieverContext, ScoredChunk, SearchFilter, payload_chunk
 
 
 class DenseRetriever:

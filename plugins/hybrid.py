@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from rag.fuse import fuse
-from rag.retrieve import Retriever, RetrieverContext, ScoredChunk, SearchFilter, make_retriever
+from rag.query.fuse import fuse
+from rag.query.retrieve import Retriever, RetrieverContext, ScoredChunk, SearchFilter, make_retriever
 
 
 class HybridRetriever:

@@ -6,8 +6,8 @@ Qdrant's IDF modifier, so a server or cluster deployment needs no client-side in
 
 from __future__ import annotations
 
-from rag.lexical import Analyzer, query_weights
-from rag.retrieve import RetrieverContext, ScoredChunk, SearchFilter, payload_chunk
+from rag.core.lexical import Analyzer, query_weights
+from rag.query.retrieve import RetrieverContext, ScoredChunk, SearchFilter, payload_chunk
 
 
 class SparseRetriever:

@@ -11,7 +11,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from rag.config import Settings  # noqa: E402
+from rag.core.config import Settings  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -30,7 +30,7 @@ def rag_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture(scope="session")
 def embedder():  # type: ignore[no-untyped-def]
     """The real packaged all-MiniLM-L6-v2 (loaded once per test session)."""
-    from rag.embed import get_embedder
+    from rag.core.embed import get_embedder
 
     return get_embedder("all-MiniLM-L6-v2")
 
@@ -41,8 +41,8 @@ def tiny_llm(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyp
 
     Its answers, rewrites and routes are poor; the HTTP path, streaming and parsing are real.
     """
-    from rag.config import LlmConfig
-    from rag.llm import LlmClient
+    from rag.core.config import LlmConfig
+    from rag.core.llm import LlmClient
 
     client = LlmClient(LlmConfig(local_model="smollm2-135m-instruct", threads=1, context_tokens=4096, max_tokens=96),
                        tmp_path_factory.mktemp("llm-home"))

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from ingest.pipeline import Ingestor
-from rag.answer import Answerer
-from rag.cite import REFUSAL, parse_answer
-from rag.config import Settings
-from rag.errors import RagError
+from rag.query.answer import Answerer
+from rag.query.cite import REFUSAL, parse_answer
+from rag.core.config import Settings
+from rag.core.errors import RagError
 from tests.test_cli import one_line_error, rag
 
 pytestmark = pytest.mark.slow
@@ -138,7 +138,7 @@ def test_join_asks_again_when_a_later_hop_added_sources(settings: Settings, rag_
                                                        tiny_llm) -> None:  # type: ignore[no-untyped-def]
     from dataclasses import replace
 
-    from rag.prompt import JOIN_SYSTEM
+    from rag.query.prompt import JOIN_SYSTEM
 
     Ingestor(settings, rag_home, embedder=embedder).run([docs])
     question = "How often should succulents be watered?"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from rag.attribute import attribute, source_sentences
-from rag.cite import CitedSentence, add_markers, parse_answer
+from rag.query.attribute import attribute, source_sentences
+from rag.query.cite import CitedSentence, add_markers, parse_answer
 
 SOURCES = [
     "Watering. Succulents need water every two weeks in summer. In winter, once a month is enough.",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ingest.chunk import ChunkSettings, chunk_document
-from rag.records import LoadedDocument, PageSpan, Section
+from rag.core.records import LoadedDocument, PageSpan, Section
 
 SETTINGS = ChunkSettings(chunk_size=120, chunk_overlap=20)
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from rag.config import default_config_toml, load_settings, resolve_home
-from rag.errors import ConfigError
+from rag.core.config import default_config_toml, load_settings, resolve_home
+from rag.core.errors import ConfigError
 
 
 def test_defaults_without_file(tmp_path: Path) -> None:

@@ -12,17 +12,17 @@ from pathlib import Path
 import pytest
 
 from ingest.pipeline import Ingestor
-from rag.bm25 import Bm25Index, fingerprint
-from rag.config import Settings
-from rag.home import collection_paths
-from rag.lexical import Analyzer
+from rag.core.bm25 import Bm25Index, fingerprint
+from rag.core.config import Settings
+from rag.core.home import collection_paths
+from rag.core.lexical import Analyzer
 from tests.conftest import REPO, write
 from tests.test_pipeline import store_state
 
 SCRIPT = """
 import json, sys
 from pathlib import Path
-from rag.config import Settings
+from rag.core.config import Settings
 from ingest.pipeline import Ingestor
 settings = Settings.model_validate(json.loads(sys.argv[3]))
 Ingestor(settings, Path(sys.argv[1]), "default").run([sys.argv[2]])

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rag.embed import resolve_model
-from rag.errors import ModelLoadError
+from rag.core.embed import resolve_model
+from rag.core.errors import ModelLoadError
 
 
 def test_packaged_default_embeds(embedder) -> None:  # type: ignore[no-untyped-def]

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from ingest.pipeline import Ingestor
-from rag.answer import Answerer
-from rag.config import QueryConfig, Settings
-from rag.expand import Expansion, expand_query, parse_queries, search_expanded
-from rag.route import CollectionSearch
+from rag.query.answer import Answerer
+from rag.core.config import QueryConfig, Settings
+from rag.query.expand import Expansion, expand_query, parse_queries, search_expanded
+from rag.query.route import CollectionSearch
 
 
 def test_parse_queries_strips_numbering_and_repeats() -> None:

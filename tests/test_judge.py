@@ -17,8 +17,8 @@ from evals.judge import (
     JsonJudge, JudgeClient, JudgeOutputError, LogprobJudge, RagasJudge, clean_short_answer, entailment_question,
     judge_config, make_judge, short_answer_in,
 )
-from rag.config import LlmConfig, Settings
-from rag.errors import RagError
+from rag.core.config import LlmConfig, Settings
+from rag.core.errors import RagError
 
 
 class _Endpoint(http.server.BaseHTTPRequestHandler):

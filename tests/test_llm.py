@@ -17,10 +17,10 @@ from typing import Callable, Iterator
 
 import pytest
 
-from rag.config import LlmConfig
-from rag.errors import ModelLoadError, RagError
-from rag.llm import LlmClient, LlmError
-from rag.llm_models import REGISTRY, SplitModel, register, resolve_gguf
+from rag.core.config import LlmConfig
+from rag.core.errors import ModelLoadError, RagError
+from rag.core.llm import LlmClient, LlmError
+from rag.core.llm_models import REGISTRY, SplitModel, register, resolve_gguf
 
 SECRET = "sk-test-do-not-leak-1234567890"
 QUESTION = [{"role": "user", "content": "What is the capital of France? Answer in one sentence."}]
@@ -281,8 +281,8 @@ def test_server_crash_shows_log_tail(tmp_path: Path) -> None:
 _ORPHAN_SCRIPT = """
 import sys, threading, time
 from pathlib import Path
-from rag.config import LlmConfig
-from rag.llm import LlmClient
+from rag.core.config import LlmConfig
+from rag.core.llm import LlmClient
 client = LlmClient(LlmConfig(local_model="smollm2-135m-instruct", threads=1, context_tokens=4096), Path(sys.argv[1]), environ={})
 client.chat([{"role": "user", "content": "hi"}], max_tokens=1)
 if sys.argv[2:] == ["busy"]:  # a long generation in flight when the parent dies

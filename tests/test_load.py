@@ -11,8 +11,8 @@ import pytest
 
 from ingest.encoding import decode_bytes
 from ingest.load import SUPPORTED_EXTENSIONS, load_document
-from rag.errors import LoadError, UnsupportedFileError
-from rag.records import LoadedDocument
+from rag.core.errors import LoadError, UnsupportedFileError
+from rag.core.records import LoadedDocument
 
 FIXTURES = Path(__file__).parent / "fixtures" / "docs"
 PASSWORD_REASON = "encrypted PDF: a password is required"

@@ -25,7 +25,7 @@ from evals.metrics import (
     reciprocal_rank_at_k,
     write_trec_run,
 )
-from rag.errors import RagError
+from rag.core.errors import RagError
 
 L2 = math.log2
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from ingest.pipeline import Ingestor
-from rag.answer import Answerer, explain_lines
-from rag.config import Settings
-from rag.multihop import chunk_titles, mentions, names_match, parse_next_query
-from rag.retrieve import ScoredChunk
+from rag.query.answer import Answerer, explain_lines
+from rag.core.config import Settings
+from rag.query.multihop import chunk_titles, mentions, names_match, parse_next_query
+from rag.query.retrieve import ScoredChunk
 from tests.conftest import write
 from tests.test_cli import one_line_error, rag
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from ingest.pipeline import Ingestor
-from rag.bm25 import Bm25Index, fingerprint
-from rag.config import Settings
-from rag.errors import StoreLockedError
-from rag.home import collection_paths
-from rag.lexical import Analyzer
-from rag.store import open_store
+from rag.core.bm25 import Bm25Index, fingerprint
+from rag.core.config import Settings
+from rag.core.errors import StoreLockedError
+from rag.core.home import collection_paths
+from rag.core.lexical import Analyzer
+from rag.core.store import open_store
 from tests.conftest import write
 
 

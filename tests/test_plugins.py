@@ -19,9 +19,9 @@ from typing import Any, Iterator
 import pytest
 
 import tests.conftest as conftest
-from rag.errors import RagError
-from rag.retrieve import PluginFailure, Retriever, RetrieverContext, discover_retrievers, make_retriever
-from rag.testing import RetrieverContract
+from rag.core.errors import RagError
+from rag.query.retrieve import PluginFailure, Retriever, RetrieverContext, discover_retrievers, make_retriever
+from plugins.contract import RetrieverContract
 from tests.test_retriever_contract import build_collection
 
 EXAMPLE = Path(__file__).resolve().parent / "plugin_example"

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 
 from ingest.pipeline import Ingestor
-from rag.config import Settings
-from rag.embed import packaged_minilm_path
-from rag.errors import ConfigError, RagError, StoreError
-from rag.fuse import fuse
-from rag.retrieve import ScoredChunk, SearchFilter, parse_filters
-from rag.search import Searcher
+from rag.core.config import Settings
+from rag.core.embed import packaged_minilm_path
+from rag.core.errors import ConfigError, RagError, StoreError
+from rag.query.fuse import fuse
+from rag.query.retrieve import ScoredChunk, SearchFilter, parse_filters
+from rag.query.search import Searcher
 
 
 def _chunk(cid: str, name: str, rank: int, score: float) -> ScoredChunk:

@@ -1,4 +1,4 @@
-"""Every built-in retriever (dense, bm25, sparse, hybrid) passes the plugin contract of rag.testing."""
+"""Every built-in retriever (dense, bm25, sparse, hybrid) passes the plugin contract of plugins.contract."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 
 import tests.conftest as conftest
 from ingest.pipeline import Ingestor
-from rag.config import Settings
-from rag.retrieve import Retriever, RetrieverContext, make_retriever
-from rag.testing import RetrieverContract
+from rag.core.config import Settings
+from rag.query.retrieve import Retriever, RetrieverContext, make_retriever
+from plugins.contract import RetrieverContract
 
 QUERIES = [
     "how often should I water succulents",  # guide.md

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from ingest.pipeline import Ingestor
-from rag.answer import Answerer
-from rag.config import RouteConfig, Settings
-from rag.errors import StoreError
-from rag.route import (
+from rag.query.answer import Answerer
+from rag.core.config import RouteConfig, Settings
+from rag.core.errors import StoreError
+from rag.query.route import (
     COLLECTION_KEY,
     choose_route,
     descriptions,

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from ingest.pipeline import Ingestor
-from rag.config import StoreConfig
-from rag.lexical import Analyzer, bm25_document_weights, query_weights
-from rag.store import EdgeStore, ServerStore, StoredPoint, point_uuid
+from rag.core.config import StoreConfig
+from rag.core.lexical import Analyzer, bm25_document_weights, query_weights
+from rag.core.store import EdgeStore, ServerStore, StoredPoint, point_uuid
 from tests.test_pipeline import store_state
 
 TEXTS = [

@@ -9,7 +9,7 @@ import pytest
 
 from evals.importers import ImportSourceError, import_suite, safe_name
 from evals.suite import SuiteFormatError, SuiteItem, read_suite, write_suite
-from rag.errors import RagError
+from rag.core.errors import RagError
 
 
 def _jsonl(path: Path, rows: list[dict]) -> Path:

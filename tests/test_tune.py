@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from rag.cli import main
-from rag.errors import ConfigError
-from rag.tune_data import load_train_data, split_heldout
+from rag.core.errors import ConfigError
+from rag.tune.data import load_train_data, split_heldout
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -100,8 +100,8 @@ def test_bad_training_sources_are_one_line_errors(tmp_path: Path) -> None:
 def test_compact_weights_round_trip_and_skip_frozen_embeddings(tmp_path: Path) -> None:
     import torch
 
-    from rag.ce_weights import load_compact, new_cross_encoder, save_compact
-    from rag.rerank import Reranker
+    from rag.core.ce_weights import load_compact, new_cross_encoder, save_compact
+    from rag.query.rerank import Reranker
 
     model = new_cross_encoder("all-MiniLM-L6-v2", 128)
     with torch.no_grad():  # stand-in for training: change the head and one layer
@@ -120,7 +120,7 @@ def test_compact_weights_round_trip_and_skip_frozen_embeddings(tmp_path: Path) -
     assert Reranker(str(tmp_path)).blend == 0.3  # the product's loader takes the recommended blend
     assert Reranker(str(tmp_path), blend=1.0).blend == 1.0
 
-    from rag.retrieve import ScoredChunk
+    from rag.query.retrieve import ScoredChunk
 
     rr = Reranker(str(tmp_path))
     hits = [ScoredChunk(name, text, f"{name}.txt", 1.0 - i / 10) for i, (name, text) in enumerate(TOPICS.items())]
@@ -146,7 +146,7 @@ def test_tune_reranker_learns_and_writes_a_loadable_model(tmp_path: Path, rag_ho
     card = (out / "README.md").read_text(encoding="utf-8")
     assert "Held-out" in card and f"{summary['training_pairs']} (question, passage) pairs" in card
 
-    from rag.rerank import Reranker
+    from rag.query.rerank import Reranker
 
     trained = Reranker(str(out), blend=1.0)
     untrained = Reranker("all-MiniLM-L6-v2")
@@ -194,14 +194,14 @@ def test_tune_embedder_and_reembed(tmp_path: Path, rag_home: Path) -> None:
 
     model = SentenceTransformer(str(out), device="cpu")
     assert model.encode(["hello"]).shape == (1, 384)
-    from rag.home import list_collections
+    from rag.core.home import list_collections
 
     assert any(c.endswith("-tuned") for c in list_collections(rag_home))
 
 
 def test_training_rows_for_both_losses() -> None:
-    from rag.tune import _rows
-    from rag.tune_mine import Mined
+    from rag.tune.reranker import _rows
+    from rag.tune.mine import Mined
 
     items = [Mined("a", "q1", ("p1", "p2"), ("n1",), ()), Mined("b", "q2", ("p3",), (), ())]
     bce = _rows(items, "bce", 3)

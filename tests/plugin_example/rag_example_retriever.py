@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from rag.retrieve import RetrieverContext, ScoredChunk, SearchFilter, payload_chunk
+from rag.query.retrieve import RetrieverContext, ScoredChunk, SearchFilter, payload_chunk
 
 WORD = re.compile(r"\w+")
 

@@ -1,0 +1,211 @@
+"""``rag eval run | score | compare``: thin commands over ``evals.run``, ``evals.report`` and ``evals.compare``.
+
+Registered onto the ``eval`` group of ``rag.cli`` by :func:`register_eval_commands` (the
+group and the error handler are passed in, so this module does not import ``rag.cli``).
+Results go to stdout, the progress bar (with ETA) and notes to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Callable
+
+import click
+
+__all__ = ["register_eval_commands"]
+
+
+class EvalProgress:
+    """A question bar with rate and ETA on stderr (questions taken from the cache are not counted)."""
+
+    def __init__(self, enabled: bool) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn,
+        )
+
+        self._bar = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[detail]}"),
+            console=Console(stderr=True), disable=not enabled,
+        )  # fmt: skip
+        self._task = self._bar.add_task("questions", total=None, detail="", visible=False)
+
+    def __enter__(self) -> EvalProgress:
+        self._bar.__enter__()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:  # fmt: skip
+        self._bar.__exit__(exc_type, exc, tb)
+
+    def start(self, total: int, cached: int) -> None:
+        label = f"questions ({cached} cached)" if cached else "questions"
+        self._bar.update(self._task, total=total, description=label, visible=True)
+
+    def advance(self, question_id: str) -> None:
+        self._bar.update(self._task, advance=1, detail=str(question_id)[:24])
+
+
+def _judge_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--judge-url", default=None, help="OpenAI-compatible endpoint of the judge (default: [llm])."),
+        click.option("--judge-model", default=None,
+                     help="Judge model: the endpoint's model name, or with the local server a local model or .gguf."),
+        click.option("--judge-method", type=click.Choice(["logprob", "json"]), default="logprob", show_default=True,
+                     help="logprob: P(Yes) from one prompt pass; json: a {\"verdict\": ...} reply."),
+        click.option("--judge-threshold", type=float, default=0.5, show_default=True,
+                     help="P(Yes) at or above which a verdict is yes."),
+        click.option("--no-judge", is_flag=True, help="Skip judged metrics (EM/F1 and refusals only)."),
+        click.option("--ragas", "ragas_metrics", default="", metavar="M1,M2",
+                     help="Also compute ragas metrics through the judge endpoint (needs the ragas extra): "
+                          "faithfulness, answer_relevancy, context_recall, context_precision, factual_correctness, "
+                          "response_groundedness."),
+        click.option("--limit", type=int, default=None, help="Only the first N questions."),
+        click.option("--fresh", is_flag=True, help="Recompute every question (ignore the resume cache)."),
+        click.option("--json", "as_json", is_flag=True, help="Print means, intervals and per-question values as JSON."),
+        click.option("--report", "report", type=click.Path(dir_okay=False), default=None,
+                     help="Write a report (Markdown; HTML if it ends in .html) with PNG charts beside it."),
+        click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
+                     help="Write one JSON line per question: metrics, retrieved ids, answer, verdicts."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _options(**kw: Any) -> Any:
+    from evals.run import EvalOptions
+
+    ragas = tuple(m.strip() for m in (kw.pop("ragas_metrics") or "").split(",") if m.strip())
+    return EvalOptions(ragas=ragas, judge=not kw.pop("no_judge"), use_cache=not kw.pop("fresh"), **kw)
+
+
+def _emit(results: list[dict[str, Any]], summary: Any, as_json: bool, report: str | None, out: str | None) -> None:
+    from evals.report import write_report
+    from evals.results import write_results
+
+    if out:
+        write_results(results, Path(out))
+        click.echo(f"rag: wrote {len(results)} result lines to {out}", err=True)
+    if report:
+        files = write_report(results, summary, Path(report))
+        click.echo(f"rag: wrote report {files[0]}" + (f" and {len(files) - 1} chart(s)" if len(files) > 1 else ""),
+                   err=True)
+    if summary.errors:
+        click.echo(f"rag: note: {summary.errors} judge/engine error(s); see the errors of each line (--out)", err=True)
+    if as_json:
+        click.echo(json.dumps(summary.as_dict(), ensure_ascii=False))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{summary.questions} questions ({summary.cached} cached)")
+    for col in ("metric", "n", "mean", "95% CI"):
+        table.add_column(col, justify="left" if col == "metric" else "right")
+    for name, m in summary.metrics.items():
+        table.add_row(name, str(m.n), f"{m.mean:.4f}", f"[{m.low:.4f}, {m.high:.4f}]")
+    Console().print(table)
+    for j in summary.judges:
+        click.echo(f"judge: {j['model']} at {j['endpoint']} ({j['method']})")
+
+
+def register_eval_commands(group: click.Group, handle_errors: Callable[..., Any]) -> None:
+    """Add ``run``, ``score`` and ``compare`` to the ``rag eval`` group."""
+
+    @group.command("run")
+    @click.argument("suite", type=click.Path(dir_okay=False))
+    @click.option("--collection", "-c", default="default", show_default=True,
+                  help="Collection where the suite's docs/ were ingested.")
+    @click.option("--retrieval-only", is_flag=True, help="Search only: retrieval metrics, no answers.")
+    @click.option("--depth", type=int, default=20, show_default=True, help="Documents retrieved per question.")
+    @click.option("--retriever", "-r", default=None, help="hybrid (default), dense, bm25, sparse, or a plugin's name.")
+    @click.option("--no-rerank", is_flag=True, help="Keep the fused order (skip the cross-encoder).")
+    @click.option("--run-file", type=click.Path(dir_okay=False), default=None, help="Also write the TREC run here.")
+    @_judge_options
+    @click.pass_obj
+    @handle_errors
+    def eval_run(obj: Any, suite: str, collection: str, retrieval_only: bool, depth: int, retriever: str | None,
+                 no_rerank: bool, run_file: str | None, as_json: bool, report: str | None, out: str | None,
+                 **kw: Any) -> None:  # fmt: skip
+        """Run SUITE (suite.jsonl) on a collection: retrieval metrics, answers and judged answer metrics.
+
+        Retrieved chunks are mapped to the suite's gold_sources (paths relative to the
+        suite folder). A line that already has "answer" and "contexts" is scored without
+        the engine. Finished questions are cached under the home folder: rerunning an
+        interrupted run continues where it stopped.
+
+        \b
+        Example:
+          rag eval import hotpotqa ~/data/hotpotqa-dev-500 --out ~/suites/hotpotqa
+          rag ingest ~/suites/hotpotqa/docs --collection hotpotqa
+          rag eval run ~/suites/hotpotqa/suite.jsonl -c hotpotqa --limit 50 --report hp.md --out hp.jsonl
+        """
+        from evals.results import write_run_file
+        from evals.run import run_suite
+
+        options = _options(collection=collection, retrieval_only=retrieval_only, depth=depth, retriever=retriever,
+                           rerank=False if no_rerank else None, **kw)
+        with EvalProgress(enabled=sys.stderr.isatty()) as progress:
+            results, summary = run_suite(Path(suite), obj.settings, obj.home, options, progress)
+        if run_file:
+            write_run_file(results, Path(run_file))
+        _emit(results, summary, as_json, report, out)
+
+    @group.command("score")
+    @click.argument("file", type=click.Path(dir_okay=False))
+    @_judge_options
+    @click.pass_obj
+    @handle_errors
+    def eval_score(obj: Any, file: str, as_json: bool, report: str | None, out: str | None, **kw: Any) -> None:
+        """Score lines that already carry "answer" and "contexts" (a suite, or the --out of run) without the engine.
+
+        Inline [n] markers in an answer cite its n-th context. A line's "retrieved" doc ids,
+        if present, give retrieval metrics against its gold_sources.
+
+        \b
+        Example:
+          rag eval score answers.jsonl --judge-url http://localhost:8080/v1 --out scored.jsonl --json
+        """
+        from evals.run import score_lines
+
+        with EvalProgress(enabled=sys.stderr.isatty()) as progress:
+            results, summary = score_lines(Path(file), obj.settings, obj.home, _options(**kw), progress)
+        _emit(results, summary, as_json, report, out)
+
+    @group.command("compare")
+    @click.argument("a", type=click.Path(dir_okay=False))
+    @click.argument("b", type=click.Path(dir_okay=False))
+    @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+    @handle_errors
+    def eval_compare(a: str, b: str, as_json: bool) -> None:
+        """Paired differences A - B with 95% bootstrap intervals, per metric, over shared questions.
+
+        A and B are the --json or --out outputs of two `rag eval run` (or score) runs.
+
+        \b
+        Example:
+          rag eval run suite.jsonl -c docs --json > hybrid.json
+          rag eval run suite.jsonl -c docs -r bm25 --json > bm25.json
+          rag eval compare hybrid.json bm25.json
+        """
+        from evals.compare import compare_runs, read_per_question
+
+        rows = compare_runs(read_per_question(Path(a)), read_per_question(Path(b)))
+        if as_json:
+            click.echo(json.dumps({"a": a, "b": b, "metrics": [r.as_dict() for r in rows]}))
+            return
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"A = {a}   B = {b}")
+        for col in ("metric", "n", "A", "B", "A - B", "95% CI", ""):
+            table.add_column(col, justify="left" if col == "metric" else "right")
+        for r in rows:
+            table.add_row(r.metric, str(r.n), f"{r.mean_a:.4f}", f"{r.mean_b:.4f}", f"{r.diff:+.4f}",
+                          f"[{r.low:+.4f}, {r.high:+.4f}]", "*" if r.significant else "")
+        Console().print(table)
+        click.echo("* the interval excludes 0")

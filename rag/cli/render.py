@@ -1,0 +1,151 @@
+"""Terminal rendering of ingest progress and summaries (rich, on stderr / stdout)."""
+
+from __future__ import annotations
+
+import time
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ingest.pipeline import IngestReport
+
+if TYPE_CHECKING:  # only for annotations: keep `rag ingest` from importing the search stack
+    from rag.query.answer import Answer
+    from rag.query.search import SearchResult
+
+stderr = Console(stderr=True)
+stdout = Console()
+
+
+class IngestProgress:
+    """A progress bar of files and chunks with the embedding rate, drawn on stderr."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self._bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+            console=stderr,
+            disable=not enabled,
+            transient=False,
+        )
+        self._files = self._bar.add_task("files", total=None, detail="", visible=False)
+        self._chunks = self._bar.add_task("chunks embedded", total=None, detail="", visible=False)
+        self._embedded = 0
+        self._t0 = time.perf_counter()
+
+    def __enter__(self) -> "IngestProgress":
+        self._bar.__enter__()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._bar.__exit__(exc_type, exc, tb)
+
+    def start(self, files: int) -> None:
+        self._t0 = time.perf_counter()
+        self._bar.update(self._files, total=files, visible=True)
+        self._bar.update(self._chunks, visible=True)
+
+    def file_done(self, source: str, chunks: int) -> None:
+        name = source.rsplit("/", 1)[-1]
+        self._bar.update(self._files, advance=1, detail=name[:40])
+
+    def embedded(self, chunks: int) -> None:
+        self._embedded += chunks
+        rate = self._embedded / max(time.perf_counter() - self._t0, 1e-9)
+        self._bar.update(self._chunks, completed=self._embedded, detail=f"{rate:.0f} chunks/s")
+
+    def note(self, message: str) -> None:
+        stderr.print(f"[yellow]rag:[/] {message}")
+
+
+def print_ingest_summary(report: IngestReport) -> None:
+    """The human-readable summary table (stdout), then failures and skips."""
+    r = report
+    stdout.print(
+        f"[bold]Ingest into '{r.collection}':[/] files: {r.files_added} added, {r.files_updated} updated, "
+        f"{r.files_unchanged} unchanged, {r.files_deleted} deleted, {len(r.files_failed)} failed; "
+        f"chunks: {r.chunks_total} in all, {r.chunks_embedded} embedded, {r.chunks_reused} reused, "
+        f"{r.chunks_removed} removed; {r.seconds:.1f} s",
+        highlight=False,
+    )
+    stdout.print(f"store: {report.store}")
+    for path in report.deleted:
+        stdout.print(f"[dim]removed[/] {path}")
+    if report.files_failed:
+        stdout.print(f"[red]{len(report.files_failed)} file(s) could not be ingested:[/]")
+        for issue in report.files_failed:
+            stdout.print(f"  {issue.path}: {issue.reason}", highlight=False)
+    if report.files_skipped:
+        stdout.print(f"[yellow]{len(report.files_skipped)} file(s) skipped:[/]")
+        for issue in report.files_skipped:
+            stdout.print(f"  {issue.path}: {issue.reason}", highlight=False)
+
+
+def print_search(result: "SearchResult", explain: bool) -> None:
+    """Search results as numbered passages; with ``explain``, a table of every stage's rank and score."""
+    if not result.results:
+        stdout.print("no results")
+        return
+    for rank, r in enumerate(result.results, 1):
+        where = r.source + (f" p.{r.page}" if r.page is not None else "")
+        heading = " > ".join(r.payload.get("headings") or [])
+        stdout.print(f"[bold]{rank}.[/] [cyan]{where}[/]" + (f"  [dim]{heading}[/]" if heading else "")
+                     + f"  [dim]score {r.score:.4f}[/]", highlight=False)
+        snippet = " ".join(r.text.split())
+        stdout.print("   " + (snippet[:300] + ("…" if len(snippet) > 300 else "")), highlight=False, markup=False)
+    if explain:
+        stages = sorted({s for r in result.results for s in r.ranks})
+        table = Table(title=f"retriever: {result.retriever}" + (" + rerank" if result.reranked else ""))
+        table.add_column("#", justify="right")
+        table.add_column("chunk")
+        for stage in stages:
+            table.add_column(f"{stage} rank", justify="right")
+            table.add_column(f"{stage} score", justify="right")
+        for rank, r in enumerate(result.results, 1):
+            cells = [str(rank), r.chunk_id[:8]]
+            for stage in stages:
+                cells.append(str(r.ranks.get(stage, "-")))
+                score = r.scores.get(stage)
+                cells.append(f"{score:.4f}" if score is not None else "-")
+            table.add_row(*cells)
+        stdout.print(table)
+        stdout.print("timings: " + ", ".join(f"{k} {v:.1f} ms" for k, v in result.timings_ms.items()))
+
+
+def print_answer_sources(answer: "Answer", explain: bool) -> None:
+    """After a streamed answer: the cited sources with path, page and the cited span."""
+    if answer.citations:
+        stdout.print("\n[bold]Sources[/]")
+        for c in answer.citations:
+            chunk = answer.sources[c.n - 1]
+            where = c.source + (f", page {c.page}" if c.page is not None else "")
+            mark = {True: "[green]supported[/]", False: "[red]not supported[/]", None: ""}[c.supported]
+            added = " [dim](citation added by rag)[/]" if c.attributed else ""
+            quotes = [s.quote for s in answer.sentences if c.n in s.sources and s.quote is not None and s.quote.n == c.n]
+            if quotes:  # the sentences of the passage that the answer restates, with their offsets
+                spans = ", ".join(f"{q.start}-{q.end}" for q in dict.fromkeys(quotes))
+                stdout.print(f"[{c.n}] [cyan]{where}[/] chars {spans} {mark}{added}", highlight=False)
+                for q in dict.fromkeys(quotes):
+                    text = " ".join(q.text.split())
+                    stdout.print("    \u201c" + text[:240] + ("…" if len(text) > 240 else "") + "\u201d",
+                                 markup=False, highlight=False)
+                continue
+            stdout.print(f"[{c.n}] [cyan]{where}[/] chars {c.start}-{c.end} {mark}{added}", highlight=False)
+            snippet = " ".join(chunk.text.split())
+            stdout.print("    " + snippet[:240] + ("…" if len(snippet) > 240 else ""), markup=False, highlight=False)
+    if explain:
+        stdout.print(f"\nquery: {answer.queries[0]}\nroute: {', '.join(answer.route)}")
+        for s in answer.sentences:
+            verdict = {True: "supported", False: "NOT supported", None: "not checked"}[s.supported]
+            cites = str(list(s.sources)) + (" added" if s.attributed else "")
+            stdout.print(f"  - {verdict} {cites}: {s.text}", markup=False, highlight=False)
+        stdout.print("timings: " + ", ".join(f"{k} {v:.2f}" for k, v in answer.timings.items()))

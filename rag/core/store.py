@@ -1,0 +1,476 @@
+"""Vector storage in Qdrant: the embedded engine (qdrant-edge) or a Qdrant server (qdrant-client).
+
+Both backends hold one schema: a named dense vector ``dense`` (cosine), a named
+sparse vector ``bm25`` with Qdrant's IDF modifier, and a payload with the chunk
+text and metadata, indexed on ``source`` and ``file_type``. The rest of the
+project talks only to the :class:`VectorStore` protocol.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Protocol, Sequence
+
+from rag.core.config import StoreConfig
+from rag.core.errors import StoreError, StoreLockedError
+
+DENSE = "dense"
+SPARSE = "bm25"
+INDEXED_FIELDS = ("source", "file_type")
+SCROLL_BATCH = 1024
+
+# A neutral filter: every key must match; a list value matches any of its items.
+Match = Mapping[str, "str | int | bool | Sequence[str]"]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPoint:
+    """A chunk as the store keeps it."""
+
+    id: str
+    dense: Sequence[float]
+    sparse_indices: Sequence[int]
+    sparse_values: Sequence[float]
+    payload: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One search result from the store."""
+
+    id: str
+    score: float
+    payload: Mapping[str, Any]
+
+
+class VectorStore(Protocol):
+    """What the pipeline and the retrievers need from a Qdrant collection."""
+
+    location: str
+
+    def exists(self) -> bool: ...
+    def create(self, dimensions: int) -> None: ...
+    def upsert(self, points: Sequence[StoredPoint]) -> None: ...
+    def vectors(self, ids: Sequence[str]) -> dict[str, tuple[list[float], list[int], list[float]]]: ...
+    def delete_source(self, source: str, keep_version: str | None = None) -> None: ...
+    def scroll(
+        self, with_payload: bool = True, match: Match | None = None
+    ) -> Iterator[tuple[str, Mapping[str, Any]]]: ...
+    def payloads(self, ids: Sequence[str]) -> dict[str, Mapping[str, Any]]: ...
+    def count(self) -> int: ...
+    def search_dense(self, vector: Sequence[float], limit: int, match: Match | None = None) -> list[Hit]: ...
+    def search_sparse(
+        self, indices: Sequence[int], values: Sequence[float], limit: int, match: Match | None = None
+    ) -> list[Hit]: ...
+    def flush(self) -> None: ...
+    def close(self) -> None: ...
+    def drop(self) -> None: ...
+
+
+def _build_filter(
+    match: Match | None, must_not: Match | None, make_filter: Any, any_of: Any, equals: Any
+) -> Any:
+    """Translate neutral matches into a backend's Filter (a list value matches any of its items)."""
+
+    def conditions(m: Match | None) -> list[Any] | None:
+        if not m:
+            return None
+        return [
+            any_of(key, list(value)) if isinstance(value, (list, tuple)) else equals(key, value)
+            for key, value in m.items()
+        ]
+
+    if not match and not must_not:
+        return None
+    return make_filter(must=conditions(match), must_not=conditions(must_not))
+
+
+def _stale_condition(source: str, keep_version: str | None) -> tuple[dict[str, str], dict[str, str] | None]:
+    return {"source": source}, ({"version": keep_version} if keep_version else None)
+
+
+_OPEN_SHARDS: dict[str, list[Any]] = {}  # path -> [shard, number of EdgeStore objects using it]
+
+
+class EdgeStore:
+    """The embedded default: Qdrant's own engine in-process (qdrant-edge-py), on local disk.
+
+    The engine locks its write-ahead log per process, so EdgeStore objects on the same
+    path within one process share one open shard.
+    """
+
+    def __init__(self, path: Path) -> None:
+        import qdrant_edge as qe
+
+        self._qe = qe
+        self.path = path
+        self.location = str(path)
+        self._shard: Any = None
+        if self.exists():
+            self._shard = self._load()
+
+    def _load(self) -> Any:
+        key = str(self.path.resolve())
+        if key in _OPEN_SHARDS:
+            _OPEN_SHARDS[key][1] += 1
+            return _OPEN_SHARDS[key][0]
+        try:
+            shard = self._qe.EdgeShard.load(str(self.path))
+            _OPEN_SHARDS[key] = [shard, 1]
+            return shard
+        except Exception as exc:  # noqa: BLE001 - the engine raises plain Exception
+            if "WouldBlock" in str(exc):
+                raise StoreLockedError(
+                    f"the store at {self.path} is open in another process (an ingest may be running); "
+                    "wait for it to finish and try again"
+                ) from None
+            raise StoreError(f"cannot open the store at {self.path}: {exc}") from None
+
+    def exists(self) -> bool:
+        """Whether the collection has been created."""
+        return (self.path / "edge_config.json").exists() or (self.path / "segments").is_dir()
+
+    def create(self, dimensions: int) -> None:
+        """Create the collection with the project schema."""
+        qe = self._qe
+        self.path.mkdir(parents=True, exist_ok=True)
+        config = qe.EdgeConfig(
+            vectors={DENSE: qe.EdgeVectorParams(size=dimensions, distance=qe.Distance.Cosine)},
+            sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+        )
+        self._shard = qe.EdgeShard.create(str(self.path), config)
+        _OPEN_SHARDS[str(self.path.resolve())] = [self._shard, 1]
+        for name in INDEXED_FIELDS:
+            self._shard.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Keyword))
+        self._shard.flush()
+
+    @property
+    def shard(self) -> Any:
+        if self._shard is None:
+            raise StoreError(f"no collection at {self.path}; run `rag ingest` first")
+        return self._shard
+
+    def _filter(self, match: Match | None, must_not: Match | None = None) -> Any:
+        qe = self._qe
+        return _build_filter(
+            match, must_not, qe.Filter,
+            lambda key, values: qe.FieldCondition(key=key, match=qe.MatchAny(values)),
+            lambda key, value: qe.FieldCondition(key=key, match=qe.MatchValue(value)),
+        )
+
+    def upsert(self, points: Sequence[StoredPoint]) -> None:
+        """Insert or replace points by id."""
+        qe = self._qe
+        if not points:
+            return
+        self.shard.update(
+            qe.UpdateOperation.upsert_points(
+                [
+                    qe.Point(
+                        id=p.id,
+                        vector={
+                            DENSE: [float(x) for x in p.dense],
+                            SPARSE: qe.SparseVector(indices=list(p.sparse_indices), values=list(p.sparse_values)),
+                        },
+                        payload=dict(p.payload),
+                    )
+                    for p in points
+                ]
+            )
+        )
+
+    def vectors(self, ids: Sequence[str]) -> dict[str, tuple[list[float], list[int], list[float]]]:
+        """Stored vectors of those ids that exist."""
+        out: dict[str, tuple[list[float], list[int], list[float]]] = {}
+        for start in range(0, len(ids), SCROLL_BATCH):
+            for rec in self.shard.retrieve(list(ids[start:start + SCROLL_BATCH]), with_payload=False, with_vector=True):
+                sparse = rec.vector.get(SPARSE)
+                out[str(rec.id)] = (
+                    list(rec.vector[DENSE]),
+                    list(sparse.indices) if sparse else [],
+                    [float(v) for v in sparse.values] if sparse else [],
+                )
+        return out
+
+    def delete_source(self, source: str, keep_version: str | None = None) -> None:
+        """Delete a source's points, except those already rewritten with payload ``version`` = ``keep_version``."""
+        must, must_not = _stale_condition(source, keep_version)
+        self.shard.update(self._qe.UpdateOperation.delete_points_by_filter(self._filter(must, must_not)))
+
+    def scroll(
+        self, with_payload: bool = True, match: Match | None = None
+    ) -> Iterator[tuple[str, Mapping[str, Any]]]:
+        """Every point id (and payload) matching ``match``, in id order."""
+        offset = None
+        flt = self._filter(match)
+        while True:
+            records, offset = self.shard.scroll(
+                self._qe.ScrollRequest(
+                    offset=offset, limit=SCROLL_BATCH, with_payload=with_payload, with_vector=False, filter=flt
+                )
+            )
+            for rec in records:
+                yield str(rec.id), (rec.payload or {})
+            if offset is None:
+                break
+
+    def payloads(self, ids: Sequence[str]) -> dict[str, Mapping[str, Any]]:
+        """Payloads of those ids that exist."""
+        out: dict[str, Mapping[str, Any]] = {}
+        for start in range(0, len(ids), SCROLL_BATCH):
+            for rec in self.shard.retrieve(list(ids[start:start + SCROLL_BATCH]), with_payload=True, with_vector=False):
+                out[str(rec.id)] = rec.payload or {}
+        return out
+
+    def count(self) -> int:
+        """Number of points."""
+        if self._shard is None:
+            return 0
+        return int(self._shard.count(self._qe.CountRequest(exact=True)))
+
+    def _hits(self, points: Any) -> list[Hit]:
+        return [Hit(id=str(p.id), score=float(p.score), payload=p.payload or {}) for p in points]
+
+    def search_dense(self, vector: Sequence[float], limit: int, match: Match | None = None) -> list[Hit]:
+        """Nearest chunks by cosine similarity."""
+        qe = self._qe
+        request = qe.QueryRequest(
+            limit=limit,
+            with_payload=True,
+            query=qe.Query.Nearest([float(x) for x in vector], using=DENSE),
+            filter=self._filter(match),
+        )
+        return self._hits(self.shard.query(request))
+
+    def search_sparse(
+        self, indices: Sequence[int], values: Sequence[float], limit: int, match: Match | None = None
+    ) -> list[Hit]:
+        """Best chunks by sparse dot product with the store's IDF modifier (BM25 inside the engine)."""
+        qe = self._qe
+        if not indices:
+            return []
+        request = qe.QueryRequest(
+            limit=limit,
+            with_payload=True,
+            query=qe.Query.Nearest(qe.SparseVector(indices=list(indices), values=list(values)), using=SPARSE),
+            filter=self._filter(match),
+        )
+        return self._hits(self.shard.query(request))
+
+    def flush(self) -> None:
+        """Persist pending changes."""
+        if self._shard is not None:
+            self._shard.flush()
+
+    def close(self) -> None:
+        """Flush and release the engine (and its WAL lock) once no other user in this process holds it."""
+        if self._shard is not None:
+            self._shard.flush()
+            entry = _OPEN_SHARDS.get(str(self.path.resolve()))
+            if entry is not None and entry[0] is self._shard:
+                entry[1] -= 1
+                if entry[1] <= 0:
+                    del _OPEN_SHARDS[str(self.path.resolve())]
+                    self._shard.close()
+            else:
+                self._shard.close()
+            self._shard = None
+
+    def drop(self) -> None:
+        """Delete the collection's files."""
+        self.close()
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+_MEMORY_CLIENTS: dict[str, Any] = {}
+
+
+class ServerStore:
+    """A collection on a Qdrant server (or qdrant-client's local ``:memory:`` mode, used by tests)."""
+
+    def __init__(self, config: StoreConfig, collection: str) -> None:
+        from qdrant_client import QdrantClient, models
+
+        self._models = models
+        self.name = f"{config.collection_prefix}{collection}"
+        url = config.url.strip()
+        if not url:
+            raise StoreError("store backend 'qdrant' needs a server URL; set [store] url (or RAG_STORE_URL)")
+        if url == ":memory:":
+            self.client = _MEMORY_CLIENTS.setdefault(url, QdrantClient(location=":memory:"))
+        else:
+            api_key = os.environ.get(config.api_key_env) or None
+            self.client = QdrantClient(url=url, api_key=api_key, timeout=int(config.timeout_s))
+        self.location = f"{url} (collection {self.name})"
+        self._url = url
+
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except StoreError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - network and server errors become one clear line
+            raise StoreError(
+                f"Qdrant server at {self._url} failed: {type(exc).__name__}: {str(exc)[:200]}; "
+                "check that it runs (docker compose up -d) and that [store] url is right"
+            ) from None
+
+    def exists(self) -> bool:
+        """Whether the collection exists on the server."""
+        return bool(self._call(self.client.collection_exists, self.name))
+
+    def create(self, dimensions: int) -> None:
+        """Create the collection with the project schema."""
+        m = self._models
+        self._call(
+            self.client.create_collection,
+            self.name,
+            vectors_config={DENSE: m.VectorParams(size=dimensions, distance=m.Distance.COSINE)},
+            sparse_vectors_config={SPARSE: m.SparseVectorParams(modifier=m.Modifier.IDF)},
+        )
+        for name in INDEXED_FIELDS:
+            self._call(self.client.create_payload_index, self.name, name, m.PayloadSchemaType.KEYWORD)
+
+    def _filter(self, match: Match | None, must_not: Match | None = None) -> Any:
+        m = self._models
+        return _build_filter(
+            match, must_not, m.Filter,
+            lambda key, values: m.FieldCondition(key=key, match=m.MatchAny(any=values)),
+            lambda key, value: m.FieldCondition(key=key, match=m.MatchValue(value=value)),
+        )
+
+    def upsert(self, points: Sequence[StoredPoint]) -> None:
+        """Insert or replace points by id (waits for the server to apply them)."""
+        m = self._models
+        if not points:
+            return
+        structs = [
+            m.PointStruct(
+                id=p.id,
+                vector={
+                    DENSE: [float(x) for x in p.dense],
+                    SPARSE: m.SparseVector(indices=list(p.sparse_indices), values=list(p.sparse_values)),
+                },
+                payload=dict(p.payload),
+            )
+            for p in points
+        ]
+        self._call(self.client.upsert, self.name, points=structs, wait=True)
+
+    def vectors(self, ids: Sequence[str]) -> dict[str, tuple[list[float], list[int], list[float]]]:
+        """Stored vectors of those ids that exist."""
+        out: dict[str, tuple[list[float], list[int], list[float]]] = {}
+        for start in range(0, len(ids), SCROLL_BATCH):
+            records = self._call(
+                self.client.retrieve, self.name, list(ids[start:start + SCROLL_BATCH]), with_payload=False, with_vectors=True
+            )
+            for rec in records:
+                vec = rec.vector or {}
+                sparse = vec.get(SPARSE)
+                out[str(rec.id)] = (
+                    list(vec[DENSE]),
+                    list(sparse.indices) if sparse else [],
+                    list(sparse.values) if sparse else [],
+                )
+        return out
+
+    def delete_source(self, source: str, keep_version: str | None = None) -> None:
+        """Delete a source's points, except those already rewritten with payload ``version`` = ``keep_version``."""
+        must, must_not = _stale_condition(source, keep_version)
+        selector = self._models.FilterSelector(filter=self._filter(must, must_not))
+        self._call(self.client.delete, self.name, points_selector=selector, wait=True)
+
+    def scroll(
+        self, with_payload: bool = True, match: Match | None = None
+    ) -> Iterator[tuple[str, Mapping[str, Any]]]:
+        """Every point id (and payload) matching ``match``, in id order."""
+        offset = None
+        flt = self._filter(match)
+        while True:
+            records, offset = self._call(
+                self.client.scroll, self.name, scroll_filter=flt, limit=SCROLL_BATCH, offset=offset,
+                with_payload=with_payload,
+            )
+            for rec in records:
+                yield str(rec.id), (rec.payload or {})
+            if offset is None:
+                break
+
+    def payloads(self, ids: Sequence[str]) -> dict[str, Mapping[str, Any]]:
+        """Payloads of those ids that exist."""
+        out: dict[str, Mapping[str, Any]] = {}
+        for start in range(0, len(ids), SCROLL_BATCH):
+            records = self._call(
+                self.client.retrieve, self.name, list(ids[start:start + SCROLL_BATCH]), with_payload=True
+            )
+            for rec in records:
+                out[str(rec.id)] = rec.payload or {}
+        return out
+
+    def count(self) -> int:
+        """Number of points."""
+        if not self.exists():
+            return 0
+        return int(self._call(self.client.count, self.name, exact=True).count)
+
+    def _hits(self, response: Any) -> list[Hit]:
+        return [Hit(id=str(p.id), score=float(p.score), payload=p.payload or {}) for p in response.points]
+
+    def search_dense(self, vector: Sequence[float], limit: int, match: Match | None = None) -> list[Hit]:
+        """Nearest chunks by cosine similarity."""
+        response = self._call(
+            self.client.query_points,
+            self.name,
+            query=[float(x) for x in vector],
+            using=DENSE,
+            limit=limit,
+            with_payload=True,
+            query_filter=self._filter(match),
+        )
+        return self._hits(response)
+
+    def search_sparse(
+        self, indices: Sequence[int], values: Sequence[float], limit: int, match: Match | None = None
+    ) -> list[Hit]:
+        """Best chunks by sparse dot product with the server's IDF modifier."""
+        if not indices:
+            return []
+        response = self._call(
+            self.client.query_points,
+            self.name,
+            query=self._models.SparseVector(indices=list(indices), values=list(values)),
+            using=SPARSE,
+            limit=limit,
+            with_payload=True,
+            query_filter=self._filter(match),
+        )
+        return self._hits(response)
+
+    def flush(self) -> None:
+        """Upserts already wait for the server; nothing to do."""
+
+    def close(self) -> None:
+        """Close the connection (a shared :memory: client stays open)."""
+        if self._url != ":memory:":
+            self.client.close()
+
+    def drop(self) -> None:
+        """Delete the collection on the server."""
+        if self.exists():
+            self._call(self.client.delete_collection, self.name)
+
+
+def open_store(config: StoreConfig, collection_dir: Path, collection: str) -> VectorStore:
+    """The configured backend for one collection."""
+    if config.backend == "edge":
+        return EdgeStore(collection_dir / "qdrant")
+    return ServerStore(config, collection)
+
+
+def point_uuid(key: str) -> str:
+    """A stable UUID for a key string (Qdrant ids must be integers or UUIDs)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "rag-chunk:" + key))

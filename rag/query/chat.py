@@ -1,0 +1,45 @@
+"""A terminal conversation over a collection: follow-ups are rewritten into standalone queries."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from rag.query.answer import Answer, Answerer
+from rag.query.prompt import rewrite_messages
+
+HELP = """commands:
+  /sources      the passages behind the last answer
+  /reset        forget the conversation so far
+  /collections  list the collections in this home
+  /help         this text
+  /quit         leave (Ctrl-D works too; Ctrl-C stops the current answer)"""
+
+
+class ChatSession:
+    """Keeps the history of one conversation and answers each turn with cited sources."""
+
+    def __init__(self, answerer: Answerer) -> None:
+        self.answerer = answerer
+        self.history: list[tuple[str, str]] = []
+        self.last: Answer | None = None
+
+    def standalone_query(self, question: str) -> str:
+        """The question itself on the first turn; later, rewritten with the history by the LLM."""
+        if not self.history:
+            return question
+        text = self.answerer.llm.chat(rewrite_messages(self.history, question), max_tokens=64, temperature=0.0)
+        lines = [line.strip().strip('"') for line in text.strip().splitlines() if line.strip()]
+        return lines[0] if lines else question
+
+    def turn(self, question: str, on_token: Callable[[str], None] | None = None) -> Answer:
+        """Answer one user message and remember it."""
+        query = self.standalone_query(question)
+        answer = self.answerer.ask(query, on_token=on_token, query=query)
+        self.history.append((question, answer.answer))
+        self.last = answer
+        return answer
+
+    def reset(self) -> None:
+        """Forget the conversation."""
+        self.history.clear()
+        self.last = None

@@ -1,0 +1,218 @@
+"""Routing: which collection(s) a question goes to, and searching several collections as one.
+
+Collections may carry a one-paragraph description (``rag collections describe NAME TEXT``),
+kept in ``<home>/collections/<name>/description.txt``. When none has one, nothing is routed
+and questions go to the ``default`` collection as before. Otherwise the cheap default router
+embeds the query and every description (a collection without one is described by its name)
+and picks the collections whose cosine is within ``[route] margin`` of the best; the ``llm``
+router asks the model instead and falls back to embeddings when its reply names no collection.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from rag.core.config import RouteConfig
+from rag.core.errors import ConfigError, StoreError
+from rag.core.home import collection_paths, list_collections
+from rag.query.retrieve import Retriever, ScoredChunk, make_retriever
+from rag.query.search import Searcher
+
+DESCRIPTION_FILE = "description.txt"
+MAX_DESCRIPTION_CHARS = 2000
+COLLECTION_KEY = "collection"  # payload key telling which collection a merged result came from
+MERGED = "collections"
+DEFAULT_COLLECTION = "default"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where a question went: the chosen collections (best first), how, and each candidate's score."""
+
+    collections: tuple[str, ...]
+    mode: str
+    scores: Mapping[str, float] = field(default_factory=dict)
+    llm_calls: int = 0
+    note: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        """The ``--json`` shape (under ``retrieval``)."""
+        return {"collections": list(self.collections), "mode": self.mode,
+                "scores": {k: round(v, 4) for k, v in self.scores.items()}, "llm_calls": self.llm_calls,
+                "note": self.note}
+
+    def describe(self) -> str:
+        """One line for ``--explain``: ``notes (embedding 0.61), default (0.55)``."""
+        parts = []
+        for i, name in enumerate(self.collections):
+            score = self.scores.get(name)
+            label = (f"{self.mode} " if i == 0 else "") + (f"{score:.2f}" if score is not None else "")
+            parts.append(f"{name} ({label.strip()})" if label.strip() else name)
+        text = ", ".join(parts)
+        if self.mode in ("fixed", "none"):
+            text += f" [{self.mode}]"
+        return text + (f"; {self.note}" if self.note else "")
+
+
+def read_description(home: Path, name: str) -> str:
+    """The description of collection ``name`` ('' when it has none)."""
+    path = collection_paths(home, name).root / DESCRIPTION_FILE
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return ""
+
+
+def write_description(home: Path, name: str, text: str) -> Path:
+    """Store (or, with empty text, remove) the description of an existing collection."""
+    paths = collection_paths(home, name)
+    if not paths.manifest.exists():
+        raise StoreError(f"collection '{name}' does not exist under {home}; run `rag ingest PATH --collection {name}` first")
+    text = " ".join(text.split())
+    if len(text) > MAX_DESCRIPTION_CHARS:
+        raise ConfigError(f"the description is {len(text)} characters; keep it under {MAX_DESCRIPTION_CHARS}")
+    path = paths.root / DESCRIPTION_FILE
+    if not text:
+        path.unlink(missing_ok=True)
+        return path
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def descriptions(home: Path) -> dict[str, str]:
+    """Every collection of ``home`` with its description ('' when it has none)."""
+    return {name: read_description(home, name) for name in list_collections(home)}
+
+
+def routable(home: Path) -> dict[str, str]:
+    """The routing candidates: every collection, described by its description or else its name.
+
+    Empty when no collection has a description (routing is then off and ``default`` is used).
+    """
+    found = descriptions(home)
+    if not any(found.values()):
+        return {}
+    return {name: text or f"collection {name}" for name, text in found.items()}
+
+
+def route_by_embedding(query: str, candidates: Mapping[str, str], embedder: Any, config: RouteConfig) -> Route:
+    """Collections whose description's cosine with the query is within ``margin`` of the best."""
+    names = sorted(candidates)
+    vectors = embedder.embed([query, *(candidates[n] for n in names)])
+    cosines = vectors[1:] @ vectors[0]
+    scores = {n: float(c) for n, c in zip(names, cosines)}
+    order = sorted(names, key=lambda n: (-scores[n], n))
+    best = scores[order[0]]
+    chosen = [n for n in order if scores[n] >= best - config.margin][: config.max_collections]
+    return Route(tuple(chosen), "embedding", scores)
+
+
+def route_messages(query: str, candidates: Mapping[str, str]) -> list[dict[str, str]]:
+    """Chat messages asking which collections could answer ``query``."""
+    listing = "\n".join(f"- {name}: {text}" for name, text in sorted(candidates.items()))
+    return [
+        {"role": "system", "content": "You choose which document collections to search. Reply with the names of the "
+                                      "collections that could hold the answer, separated by commas, and nothing else."},
+        {"role": "user", "content": f"Collections:\n{listing}\n\nQuestion: {query.strip()}\n\nCollections to search:"},
+    ]
+
+
+def parse_route_reply(reply: str, names: Sequence[str]) -> list[str]:
+    """Collection names mentioned in an LLM reply, in the order they first appear."""
+    found: list[tuple[int, str]] = []
+    for name in names:
+        m = re.search(rf"(?<![\w.-]){re.escape(name)}(?![\w-])", reply, re.IGNORECASE)
+        if m:
+            found.append((m.start(), name))
+    return [name for _, name in sorted(found)]
+
+
+def route_by_llm(query: str, candidates: Mapping[str, str], llm: Any, embedder: Any, config: RouteConfig) -> Route:
+    """Collections the LLM names for ``query``; embedding routing when it names none."""
+    reply = llm.chat(route_messages(query, candidates), max_tokens=48, temperature=0.0)
+    chosen = parse_route_reply(reply, sorted(candidates))[: config.max_collections]
+    if chosen:
+        return Route(tuple(chosen), "llm", {}, llm_calls=1)
+    fallback = route_by_embedding(query, candidates, embedder, config)
+    return replace(fallback, llm_calls=1, note=f"the LLM named no collection ({' '.join(reply.split())[:60]!r}); used embeddings")
+
+
+def choose_route(query: str, candidates: Mapping[str, str], config: RouteConfig, embedder: Any, llm: Any = None) -> Route:
+    """Route ``query`` among ``candidates`` (name -> description) as ``[route] mode`` says."""
+    if config.mode == "none" or not candidates:
+        return Route((DEFAULT_COLLECTION,), "none")
+    if len(candidates) == 1:
+        return Route((next(iter(candidates)),), "only")
+    if config.mode == "llm" and llm is not None:
+        return route_by_llm(query, candidates, llm, embedder, config)
+    return route_by_embedding(query, candidates, embedder, config)
+
+
+def merge_collections(rankings: Mapping[str, Sequence[ScoredChunk]], rrf_k: float = 60.0) -> list[ScoredChunk]:
+    """One ranking from several collections' rankings (reciprocal rank fusion); each result keeps its collection.
+
+    A single collection's ranking comes back unchanged apart from the collection tag. A chunk found
+    in two collections (same content, same id) is kept once, at its better position.
+    """
+    tagged = {name: [replace(c, payload={**c.payload, COLLECTION_KEY: name}) for c in chunks]
+              for name, chunks in rankings.items()}
+    if len(tagged) == 1:
+        return next(iter(tagged.values()))
+    fused: dict[str, float] = {}
+    best: dict[str, ScoredChunk] = {}
+    first: dict[str, int] = {}  # position of the first (best-routed) collection that returned the chunk
+    for position, chunks in enumerate(tagged.values()):
+        for rank, c in enumerate(chunks, 1):
+            fused[c.chunk_id] = max(fused.get(c.chunk_id, 0.0), 1.0 / (rrf_k + rank))
+            best.setdefault(c.chunk_id, c)
+            first.setdefault(c.chunk_id, position)
+    # equal fused scores (same rank in different collections): the better-routed collection first
+    order = sorted(fused, key=lambda cid: (-fused[cid], first[cid], cid))
+    return [replace(best[cid], score=fused[cid], scores={**best[cid].scores, MERGED: fused[cid]},
+                    ranks={**best[cid].ranks, MERGED: rank}) for rank, cid in enumerate(order, 1)]
+
+
+class CollectionSearch:
+    """Searches one or several open collections and merges their results into one ranking."""
+
+    def __init__(self, searchers: Mapping[str, Searcher], rrf_k: float = 60.0) -> None:
+        if not searchers:
+            raise StoreError("no collection to search; run `rag ingest PATH` first")
+        self.searchers = dict(searchers)
+        self.rrf_k = rrf_k
+        self._made: dict[tuple[str, str], Retriever] = {}
+
+    def search(self, query: str, k: int) -> list[ScoredChunk]:
+        """The user's query, validated and reranked per collection as ``rag search`` would."""
+        return merge_collections({n: s.search(query, k).results for n, s in self.searchers.items()}, self.rrf_k)
+
+    def retrieve(self, text: str, k: int, retriever: str | None = None) -> list[ScoredChunk]:
+        """A derived query (a hop query, a hypothetical passage): no length check, no reranking.
+
+        ``retriever`` names another retriever than the collections' default (``dense`` for a
+        HyDE passage, ``sparse`` for exact names); the embedder truncates long text itself.
+        """
+        rankings = {}
+        for name, s in self.searchers.items():
+            rankings[name] = (self._named(name, s, retriever) if retriever else s.retriever).retrieve(text, k)
+        return merge_collections(rankings, self.rrf_k)
+
+    def _named(self, collection: str, searcher: Searcher, retriever: str) -> Retriever:
+        key = (collection, retriever)
+        if key not in self._made:
+            self._made[key] = make_retriever(retriever, searcher.ctx)
+        return self._made[key]
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """Notes of the open searchers (e.g. 'reranker unavailable'), each once."""
+        seen: dict[str, None] = {}
+        for s in self.searchers.values():
+            seen.update(dict.fromkeys(s.notes))
+        return tuple(seen)
+
