@@ -1,12 +1,64 @@
 #!/usr/bin/env bash
-# Resume the full eval runs on a fresh machine: frozen worktree at the runs' commit, same paths,
-# cache parts restored, then the same commands (finished questions come from the cache).
-#   bash benchmarks/results/resume.sh            # from the repository root; runs in the foreground
+# Run (or resume) the full eval runs: frozen worktree at the runs' commit, same paths, then the same
+# commands (finished questions come from the cache). See benchmarks/results/README.md.
+#   bash benchmarks/results/resume.sh            # from the repository root; runs in the foreground,
+#                                                # checkpointing the caches locally (never committed)
+#   bash benchmarks/results/resume.sh handover   # a run must go on in another session: its cache as
+#                                                # parts in the results folder, to commit once
+#   bash benchmarks/results/resume.sh finish     # the runs are done: report, charts and summary into
+#                                                # the results folders; cache parts removed
 set -euo pipefail
+MODE=${1:-run}
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
-COMMIT=$(cat "$REPO/benchmarks/results/COMMIT")
-SHARED=${SHARED:-$REPO/../shared}
+RESULTS=$REPO/benchmarks/results
+COMMIT=$(cat "$RESULTS/COMMIT")
+# the public sets (docs/data.md); the default is the maintainers' data layout
+DATA=${DATA:-$REPO/../shared/data}
+# local checkpoints: ignored by git (.gitignore), kept in this working tree between runs
+LOCAL=$RESULTS/.checkpoints
+CHECKPOINT_S=${CHECKPOINT_S:-900}
 WT=/tmp/frozen-$COMMIT
+H=/tmp/rag-full/hotpotqa C=/tmp/rag-full/clapnq
+# home : cache file (named from the suite path, the home and the collection) : results folder
+RUNS="$H:hotpotqa-suite-b2dcdc9e8ff6:hotpotqa-500 $C:clapnq-suite-ea5659c7e058:clapnq-600"
+PARTS="python3 $REPO/benchmarks/eval_cache_parts.py"
+
+checkpoint() {  # the caches as gzipped parts under $LOCAL; nothing is committed
+  local home file dir
+  for run in $RUNS; do
+    IFS=: read -r home file dir <<<"$run"
+    if [ -s "$home/eval-cache/$file.jsonl" ]; then $PARTS save "$home/eval-cache/$file.jsonl" "$LOCAL/$dir" >/dev/null || true; fi
+  done
+}
+
+case $MODE in
+  handover)
+    for run in $RUNS; do
+      IFS=: read -r home file dir <<<"$run"
+      if [ ! -s "$home/full/summary.json" ] && [ -s "$home/eval-cache/$file.jsonl" ]; then
+        $PARTS save "$home/eval-cache/$file.jsonl" "$RESULTS/$dir"
+        echo "commit once: git add benchmarks/results/$dir/cache-*.jsonl.gz && git commit -m '$dir: cache for the next session'"
+      fi
+    done
+    exit 0 ;;
+  finish)
+    for run in $RUNS; do
+      IFS=: read -r home file dir <<<"$run"
+      if [ -s "$home/full/summary.json" ]; then
+        mkdir -p "$RESULTS/$dir"
+        cp "$home/full/report.md" "$home/full"/report-*.png "$home/full/summary.json" "$RESULTS/$dir/"
+        rm -f "$RESULTS/$dir"/cache-*.jsonl.gz
+        rm -rf "${LOCAL:?}/$dir"
+        echo "$dir: report, charts and summary in benchmarks/results/$dir; cache parts removed (TREC run and results.jsonl stay in $home/full)"
+      else
+        echo "$dir: not finished ($home/full/summary.json missing)" >&2
+      fi
+    done
+    exit 0 ;;
+  run) ;;
+  *) echo "usage: $0 [run|handover|finish]" >&2; exit 2 ;;
+esac
+
 if [ ! -d "$WT" ]; then git -C "$REPO" worktree add -f --detach "$WT" "$COMMIT"; fi
 cd "$WT"
 test "$(git rev-parse --short=7 HEAD)" = "$COMMIT" || { echo "$WT is not at $COMMIT" >&2; exit 1; }
@@ -20,23 +72,28 @@ source .venv/bin/activate
 export HF_HUB_OFFLINE=1
 # timeouts are not part of the cache keys; a long one lets the run be paused (kill -STOP) for other work
 export RAG_LLM_TIMEOUT_S=3600
-[ -f /tmp/suites/hotpotqa/suite.jsonl ] || rag eval import hotpotqa "$SHARED/data/hotpotqa-dev-500" --out /tmp/suites/hotpotqa
-[ -f /tmp/suites/clapnq/suite.jsonl ] || rag eval import clapnq "$SHARED/data/clapnq-dev" --out /tmp/suites/clapnq
-H=/tmp/rag-full/hotpotqa C=/tmp/rag-full/clapnq
+[ -f /tmp/suites/hotpotqa/suite.jsonl ] || rag eval import hotpotqa "$DATA/hotpotqa-dev-500" --out /tmp/suites/hotpotqa
+[ -f /tmp/suites/clapnq/suite.jsonl ] || rag eval import clapnq "$DATA/clapnq-dev" --out /tmp/suites/clapnq
 rag --home $H ingest /tmp/suites/hotpotqa/docs -c hotpotqa
 rag --home $C ingest /tmp/suites/clapnq/docs -c clapnq
-for pair in "$H:hotpotqa-suite-b2dcdc9e8ff6:hotpotqa-500" "$C:clapnq-suite-ea5659c7e058:clapnq-600"; do
-  IFS=: read -r home file dir <<<"$pair"
-  if ls "$REPO/benchmarks/results/$dir"/cache-*.jsonl.gz >/dev/null 2>&1; then
-    python "$REPO/benchmarks/eval_cache_parts.py" restore "$home/eval-cache/$file.jsonl" "$REPO/benchmarks/results/$dir"
-  fi
+# restore: parts committed by an earlier session's handover, then this tree's local checkpoints
+# (restore keeps whichever holds more questions)
+for run in $RUNS; do
+  IFS=: read -r home file dir <<<"$run"
+  for parts in "$RESULTS/$dir" "$LOCAL/$dir"; do
+    if ls "$parts"/cache-*.jsonl.gz >/dev/null 2>&1; then $PARTS restore "$home/eval-cache/$file.jsonl" "$parts"; fi
+  done
 done
 mkdir -p $H/full $C/full
 if [ -s $H/eval-cache/hotpotqa-suite-b2dcdc9e8ff6.jsonl ]; then  # restored answers must be taken as cached
   RAG_MULTIHOP_MODE=links rag --home $H eval run /tmp/suites/hotpotqa/suite.jsonl -c hotpotqa --limit 3 --json \
     | python -c "import json,sys; d=json.load(sys.stdin); print('cached of the first 3:', d['cached']); sys.exit(d['cached'] != 3)"
 fi
+( while sleep "$CHECKPOINT_S"; do checkpoint; done ) &
+LOOP=$!
+trap 'kill $LOOP 2>/dev/null || true; checkpoint' EXIT
 RAG_MULTIHOP_MODE=links rag --home $H eval run /tmp/suites/hotpotqa/suite.jsonl -c hotpotqa \
   --out $H/full/results.jsonl --report $H/full/report.md --run-file $H/full/run.trec --json > $H/full/summary.json
 rag --home $C eval run /tmp/suites/clapnq/suite.jsonl -c clapnq \
   --out $C/full/results.jsonl --report $C/full/report.md --run-file $C/full/run.trec --json > $C/full/summary.json
+echo "both runs done: bash benchmarks/results/resume.sh finish" >&2
