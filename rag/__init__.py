@@ -8,7 +8,8 @@ The floor plan (each module's layer is named by its path; ``tests/test_layers.py
 2. ``plugins``    retrievers (entry points) and their contract test
 3. ``evals``      suites, metrics, judges, runs, reports
 4. ``rag.tune``   fine-tuning the reranker and the embedder (reads suites, scores with ``evals``)
-5. ``rag.cli``    the command line and everything that prints
+5. ``rag.serve``  the resident engine (``rag serve``): HTTP routes, the client the CLI uses, MCP
+6. ``rag.cli``    the command line and everything that prints
 
 A module imports only from its own layer or the layers below it.
 """

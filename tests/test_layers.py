@@ -7,7 +7,8 @@ Layers, lowest first (``rag/__init__.py`` says the same to readers):
 2. ``plugins``                 retrievers and their contract test
 3. ``evals``                   suites, metrics, judges, runs, reports
 4. ``rag.tune``                fine-tuning (reads suites and scores with ``evals``)
-5. ``rag.cli``                 the command line and everything that prints
+5. ``rag.serve``               the resident engine (``rag serve``) and its HTTP, client and MCP faces
+6. ``rag.cli``                 the command line and everything that prints
 
 A module may import its own package and any package of a lower layer, nothing else. Imports
 inside functions count too (a lazy import is still a dependency).
@@ -29,7 +30,8 @@ LAYERS: dict[str, int] = {
     "plugins": 2,
     "evals": 3,
     "rag.tune": 4,
-    "rag.cli": 5,
+    "rag.serve": 5,
+    "rag.cli": 6,
 }
 PACKAGE_INITS = {"rag"}  # the top package's __init__ is documentation only
 ROOTS = ("rag", "ingest", "plugins", "evals")

@@ -15,6 +15,8 @@ import click
 
 from rag.core.config import Settings, default_config_toml, load_settings, resolve_home
 from rag.cli.context import EXIT_ERROR, EXIT_NOTHING, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, Context, handle_errors  # noqa: F401
+from rag.cli.busy import wait_for_store
+from rag.core.errors import RagError
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
@@ -59,8 +61,15 @@ def ingest(obj: Context, paths: tuple[str, ...], collection: str, as_json: bool)
     from ingest.pipeline import ingest as run_ingest
     from rag.cli.render import IngestProgress, print_ingest_summary
 
-    with IngestProgress(enabled=sys.stderr.isatty()) as progress:
-        report = run_ingest(list(paths), obj.settings, obj.home, collection, progress)
+    from rag.cli.serve import ingest_through, server_for
+
+    server = server_for(obj)
+    if server is not None:  # the running `rag serve` owns the store
+        report = ingest_through(server, paths, collection)
+    else:
+        with IngestProgress(enabled=sys.stderr.isatty()) as progress:
+            report = wait_for_store(lambda: run_ingest(list(paths), obj.settings, obj.home, collection, progress),
+                                    obj.home, collection)
     if as_json:
         click.echo(json.dumps(report.as_dict(), ensure_ascii=False))
     else:
@@ -86,7 +95,12 @@ def status(obj: Context, as_json: bool) -> None:
     """
     from rag.cli.status import collect_status, print_status
 
+    from rag.cli.serve import server_for, status_through
+
     info = collect_status(obj.settings, obj.home)
+    server = server_for(obj)
+    if server is not None:
+        info = status_through(server, info)
     if as_json:
         click.echo(json.dumps(info, ensure_ascii=False))
     else:
@@ -120,7 +134,14 @@ def search(obj: Context, query: str, k: int, collection: str, retriever: str | N
     flt = parse_filters(list(filters))
     if k <= 0:
         raise RagError(f"-k must be at least 1 (got {k})")
-    result = run_search(query, obj.settings, obj.home, collection, k, retriever, False if no_rerank else None, flt)
+    from rag.cli.serve import search_result, server_for
+
+    server = server_for(obj)
+    if server is not None:
+        result = search_result(server.search(query, collection, k, retriever, False if no_rerank else None, list(filters)))
+    else:
+        result = wait_for_store(lambda: run_search(query, obj.settings, obj.home, collection, k, retriever,
+                                                   False if no_rerank else None, flt), obj.home, collection)
     for note in result.notes:
         click.echo(f"rag: note: {note}", err=True)
     if as_json:
@@ -184,8 +205,14 @@ def ask(obj: Context, question: str, collection: str | None, retriever: str | No
 
     if not question.strip():
         raise ConfigError("empty question; type what you want to know")
+    from rag.cli.serve import ask_options, ask_through, server_for
+
+    server = server_for(obj)
+    if server is not None:
+        return ask_through(server, question, collection, ask_options(retriever, expand, multihop, max_hops), explain,
+                           as_json)
     settings = _answer_settings(obj.settings, expand, multihop, max_hops)
-    answerer = Answerer(settings, obj.home, collection, retriever=retriever)
+    answerer = wait_for_store(lambda: Answerer(settings, obj.home, collection, retriever=retriever), obj.home, collection)
     try:
         def echo_token(delta: str) -> None:
             click.echo(delta, nl=False)
@@ -242,8 +269,13 @@ def chat(obj: Context, collection: str | None, retriever: str | None, expand: st
     from rag.query.chat import HELP, ChatSession
     from rag.core.home import list_collections
 
+    from rag.cli.serve import ask_options, chat_through, server_for
+
+    server = server_for(obj)
+    if server is not None:
+        return chat_through(server, collection, ask_options(retriever, expand, multihop, max_hops), explain)
     settings = _answer_settings(obj.settings, expand, multihop, max_hops)
-    answerer = Answerer(settings, obj.home, collection, retriever=retriever)
+    answerer = wait_for_store(lambda: Answerer(settings, obj.home, collection, retriever=retriever), obj.home, collection)
     session = ChatSession(answerer)
     target = f"'{answerer.collection}'" if len(answerer.searchers) == 1 else (
         "collections " + ", ".join(answerer.searchers) + " (routed per question)")
@@ -474,6 +506,10 @@ from rag.cli.eval import register_eval_commands  # noqa: E402
 
 register_eval_commands(eval_group, handle_errors)  # rag eval run | score | compare
 main.add_command(tune)  # rag tune reranker | embedder
+from rag.cli.serve import mcp, serve  # noqa: E402
+
+main.add_command(serve)  # rag serve
+main.add_command(mcp)  # rag mcp
 
 
 def run() -> None:

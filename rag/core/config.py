@@ -196,6 +196,20 @@ class LlmConfig(_Section):
     max_tokens: int = Field(512, ge=1, le=32768)
 
 
+class ServeConfig(_Section):
+    """`rag serve`: the resident engine that owns the collections and models; the CLI, HTTP and MCP are its clients."""
+
+    host: str = Field("127.0.0.1", description="Address to listen on; any non-loopback address requires api_key_env to be set.")
+    port: int = Field(8484, ge=0, le=65535, description="TCP port (0: any free port).")
+    api_key_env: str = Field(
+        "RAG_API_KEY", description="Name of the env var holding the API key clients send as 'Authorization: Bearer KEY' "
+        "(required when host is not loopback; checked on every route when set).")
+    ingest_roots: list[str] = Field(
+        [], description="Folders under which POST /v1/ingest may read paths on the server's machine (empty: ingest over HTTP is off).")
+    max_request_bytes: int = Field(1_000_000, ge=1024, le=1_000_000_000, description="Largest accepted request body.")
+    max_k: int = Field(100, ge=1, le=1000, description="Largest k a search request may ask for.")
+
+
 class Settings(_Section):
     """All settings; one section per stage."""
 
@@ -211,6 +225,7 @@ class Settings(_Section):
     route: RouteConfig = RouteConfig()
     multihop: MultihopConfig = MultihopConfig()
     llm: LlmConfig = LlmConfig()
+    serve: ServeConfig = ServeConfig()
 
 
 SECTIONS: dict[str, type[_Section]] = {

@@ -1,0 +1,350 @@
+"""`rag serve`: a real server (uvicorn on a free port, in a thread) over real stores and models.
+
+One server per module: a home with the fixture documents, the packaged embedder and reranker,
+and the tiny SmolLM2 model behind the real llama.cpp server (``tiny_llm``). Clients are httpx,
+the real ``openai`` client, and the ``rag`` CLI (in-process, and once as a subprocess).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from rag.core.config import Settings
+from tests.conftest import REPO, write
+
+DOCS = {
+    "guide.md": "# Watering\n\nWater succulents every two weeks in summer and once a month in winter. "
+                "Overwatering rots the roots.\n\n## Signs of thirst\n\nWrinkled leaves mean the plant is thirsty. "
+                "Give it a deep soak and let the soil dry out completely.\n\n# Light\n\nMost cacti want four to six "
+                "hours of direct sun. A south-facing window is ideal in the northern hemisphere.\n",
+    "notes.txt": "The ficus lyrata, or fiddle-leaf fig, dislikes being moved. It drops leaves when its position "
+                 "changes.\n\nRepot it every two years in spring, one size up. Use a chunky, well-draining mix "
+                 "with bark and perlite.\n\nDust the large leaves monthly so they can photosynthesise.\n",
+    "sub/pests.html": "<html><head><title>Pests</title></head><body><h1>Spider mites</h1><p>Spider mites leave "
+                      "fine webbing under leaves. Wash the plant and raise humidity.</p><h2>Fungus gnats</h2><p>Fungus "
+                      "gnats breed in wet soil. Let the top layer dry and use yellow sticky traps.</p></body></html>",
+}
+# verify (a second judgement per answer) is covered by tests/test_answer.py; here it would only add time
+SETTINGS = {"chunking": {"chunk_size": 300, "chunk_overlap": 50}, "answer": {"k": 3, "verify": 0.0},
+            "serve": {"max_k": 50, "max_request_bytes": 20_000}}
+
+
+class Served:
+    """A running server and what the tests need to reach it."""
+
+    def __init__(self, home: Path, root: Path, url: str, engine: Any, token: str) -> None:
+        self.home, self.root, self.url, self.engine, self.token = home, root, url, engine, token
+
+    def http(self, **headers: str) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=120, headers=headers)
+
+
+def start_uvicorn(app: Any) -> tuple[Any, threading.Thread, str]:
+    """uvicorn on a free loopback port in a thread; returns (server, thread, url) once it listens."""
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+        time.sleep(0.02)
+    return server, thread, f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def stop_uvicorn(server: Any, thread: threading.Thread) -> None:
+    server.should_exit = True
+    thread.join(30)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory, tiny_llm: Any) -> Iterator[Served]:
+    from ingest.pipeline import ingest
+    from rag.serve.app import create_app
+    from rag.serve.client import remove_discovery, write_discovery
+    from rag.serve.engine import Engine
+
+    base = tmp_path_factory.mktemp("serve")
+    home, docs, root = base / "home", base / "docs", base / "allowed"
+    for name, text in DOCS.items():
+        write(docs / name, text)
+    root.mkdir()
+    settings = Settings.model_validate({**SETTINGS, "serve": {**SETTINGS["serve"], "ingest_roots": [str(root)]}})
+    ingest([str(docs)], settings, home)
+    engine = Engine(settings, home, llm=tiny_llm)
+    app = create_app(engine, local_token="local-secret")
+    server, thread, url = start_uvicorn(app)
+    write_discovery(home, url, "local-secret")
+    try:
+        yield Served(home, root, url, engine, "local-secret")
+    finally:
+        remove_discovery(home)
+        stop_uvicorn(server, thread)
+
+
+def cli(home: Path, *args: str, input: str | None = None, env: dict[str, str] | None = None) -> Any:
+    from rag.cli.main import main
+
+    return CliRunner().invoke(main, ["--home", str(home), *args], input=input, env=env, catch_exceptions=False)
+
+
+# -- (1) health, collections, search; the CLI finds the server --------------------------------
+
+
+def test_health_collections_and_search_have_the_cli_shape(served: Served) -> None:
+    with served.http() as http:
+        health = http.get("/healthz").json()
+        assert health["status"] == "ok" and health["collections"] == ["default"] and health["pid"] == os.getpid()
+        (col,) = http.get("/v1/collections").json()["collections"]
+        assert col["name"] == "default" and col["chunks"] > 3
+        reply = http.post("/v1/search", json={"query": "fungus gnats in wet soil", "k": 2})
+    assert reply.status_code == 200
+    data = reply.json()
+    assert set(data) == {"query", "retriever", "reranked", "results", "timings_ms", "notes"}
+    first = data["results"][0]
+    assert first["source"].endswith("pests.html") and first["rank"] == 1
+    for key in ("chunk_id", "page", "headings", "start", "end", "text", "score", "scores", "ranks"):
+        assert key in first
+    # the CLI of the same home goes through the server and prints the same JSON
+    out = cli(served.home, "search", "fungus gnats in wet soil", "-k", "2", "--json")
+    assert out.exit_code == 0, out.output
+    via_cli = json.loads(out.stdout)
+    assert [r["chunk_id"] for r in via_cli["results"]] == [r["chunk_id"] for r in data["results"]]
+
+
+def test_search_options_filters_and_limits(served: Served) -> None:
+    with served.http() as http:
+        only_md = http.post("/v1/search", json={"query": "water", "k": 5, "filters": ["source=*.md"],
+                                                "rerank": False, "retriever": "bm25"}).json()
+        assert "results" in only_md, only_md
+        assert only_md["results"] and all(r["source"].endswith(".md") for r in only_md["results"])
+        assert only_md["retriever"] == "bm25" and only_md["reranked"] is False
+        too_many = http.post("/v1/search", json={"query": "water", "k": 51})
+        unknown = http.post("/v1/search", json={"query": "water", "collection": "nope"})
+        bad_name = http.post("/v1/search", json={"query": "water", "collection": "../etc"})
+        empty = http.post("/v1/search", json={"query": "   "})
+        missing = http.post("/v1/search", json={"k": 3})
+        extra = http.post("/v1/search", json={"query": "water", "kk": 3})
+        not_json = http.post("/v1/search", content=b"{", headers={"content-type": "application/json"})
+        too_big = http.post("/v1/search", json={"query": "x" * 30_000})
+        no_route = http.get("/v1/nothing")
+    for reply, status in ((too_many, 400), (unknown, 404), (bad_name, 400), (empty, 400), (missing, 400),
+                          (extra, 400), (not_json, 400), (too_big, 413), (no_route, 404)):
+        assert reply.status_code == status, (status, reply.text)
+        err = reply.json()["error"]
+        assert set(err) == {"message", "type", "code"} and err["code"] == status
+        assert "Traceback" not in reply.text
+    assert "[serve] max_k" in too_many.json()["error"]["message"]
+
+
+def test_chunked_body_over_the_limit_is_refused(served: Served) -> None:
+    def body() -> Iterator[bytes]:
+        for _ in range(30):
+            yield b" " * 1000
+
+    with served.http() as http:
+        reply = http.post("/v1/search", content=body(), headers={"content-type": "application/json"})
+    assert reply.status_code == 413 and reply.json()["error"]["type"] == "request_too_large"
+
+
+def test_without_a_server_the_cli_works_alone_and_ignores_a_dead_servers_file(tmp_path: Path) -> None:
+    from rag.serve.client import discovery_path
+
+    home = tmp_path / "alone"
+    docs = tmp_path / "d"
+    write(docs / "a.md", "# Cacti\n\nMost cacti want four to six hours of direct sun.\n")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    home.mkdir()
+    discovery_path(home).write_text(json.dumps({"url": "http://127.0.0.1:9", "pid": int(dead.stdout), "local_token": "x"}))
+    assert cli(home, "ingest", str(docs), "--json").exit_code == 0
+    out = cli(home, "search", "direct sun", "-k", "1", "--no-rerank", "--json")
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout)["results"][0]["source"].endswith("a.md")
+
+
+def test_api_key_is_checked_on_every_route(served: Served) -> None:
+    from rag.serve.app import create_app
+
+    app = create_app(served.engine, api_key="s3cret-key", local_token="local-secret", close_engine=False)
+    server, thread, url = start_uvicorn(app)
+    try:
+        with httpx.Client(base_url=url, timeout=60) as http:
+            for method, path in (("GET", "/healthz"), ("GET", "/v1/collections"), ("GET", "/v1/models"),
+                                 ("POST", "/v1/search"), ("POST", "/v1/chat/completions"), ("GET", "/v1/nothing")):
+                for headers in ({}, {"authorization": "Bearer wrong"}, {"authorization": "s3cret-key"}):
+                    reply = http.request(method, path, headers=headers, json={})
+                    assert reply.status_code == 401, (method, path, headers)
+                    assert reply.json()["error"]["type"] == "authentication_error"
+                    assert "s3cret-key" not in reply.text
+            ok = http.post("/v1/search", json={"query": "water", "k": 1},
+                           headers={"authorization": "Bearer s3cret-key"})
+            assert ok.status_code == 200
+            assert http.get("/healthz", headers={"x-api-key": "s3cret-key"}).status_code == 200
+            assert http.get("/healthz", headers={"x-rag-local-token": "local-secret"}).status_code == 200
+    finally:
+        stop_uvicorn(server, thread)
+
+
+def test_serve_refuses_a_public_address_without_an_api_key(tmp_path: Path) -> None:
+    out = cli(tmp_path / "h", "serve", "--host", "0.0.0.0", "--port", "0", env={"RAG_API_KEY": ""})
+    assert out.exit_code == 2
+    assert "RAG_API_KEY" in out.output and "api_key_env" in out.output
+
+
+def rag_proc(home: Path, *args: str, env: dict[str, str] | None = None, **kw: Any) -> Any:
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO), **(env or {})}
+    return subprocess.Popen([sys.executable, "-m", "rag.cli", "--home", str(home), *args], env=full_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def test_rag_serve_process_is_found_by_the_cli_holds_the_store_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    """The real `rag serve` command: discovery file, CLI through it, store owned, SIGTERM drains and removes the file."""
+    from ingest.pipeline import ingest
+    from rag.serve.client import discovery_path, read_discovery
+
+    home, docs = tmp_path / "home", tmp_path / "docs"
+    for name, text in DOCS.items():
+        write(docs / name, text)
+    ingest([str(docs)], Settings.model_validate(SETTINGS), home)
+    proc = rag_proc(home, "serve", "--port", "0", "--no-warm")
+    try:
+        deadline = time.monotonic() + 120
+        while read_discovery(home) is None:
+            assert proc.poll() is None, proc.communicate()[1]
+            assert time.monotonic() < deadline, "rag serve did not announce itself"
+            time.sleep(0.1)
+        info = read_discovery(home)
+        assert info is not None and info.pid == proc.pid and oct(discovery_path(home).stat().st_mode & 0o777) == "0o600"
+        first = rag_proc(home, "search", "fungus gnats", "-k", "1", "--json")
+        second = rag_proc(home, "search", "direct sun for cacti", "-k", "1", "--json")
+        for p, expect in ((first, "pests.html"), (second, "guide.md")):
+            out, err = p.communicate(timeout=300)
+            assert p.returncode == 0, err
+            assert json.loads(out)["results"][0]["source"].endswith(expect)
+        # on its own (RAG_NO_SERVER) the CLI finds the store held, waits a bounded time, and names the holder
+        alone = rag_proc(home, "search", "water", "--no-rerank", env={"RAG_NO_SERVER": "1", "RAG_LOCK_WAIT_S": "1"})
+        _, err = alone.communicate(timeout=300)
+        assert alone.returncode == 1, err
+        assert f"pid {proc.pid}" in err and "waiting up to 1 s" in err and "Traceback" not in err
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        assert not discovery_path(home).exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+# -- (2) OpenAI-compatible chat ---------------------------------------------------------------
+
+
+def openai_client(served: Served) -> Any:
+    from openai import OpenAI
+
+    return OpenAI(base_url=served.url + "/v1", api_key="unused", max_retries=0, timeout=300)
+
+
+def unmarked(text: str) -> str:
+    import re
+
+    return re.sub(r"\s*\[\d+\]", "", text).strip()
+
+
+CITATION_KEYS = {"n", "chunk_id", "source", "page", "start", "end", "supported", "attributed"}
+
+
+def test_models_list_the_collections(served: Served) -> None:
+    ids = [m.id for m in openai_client(served).models.list()]
+    assert ids == ["rag", "rag:default"]
+
+
+def test_openai_client_gets_a_cited_answer_and_earlier_turns_rewrite_the_follow_up(served: Served) -> None:
+    messages = [{"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "Tell me about the fiddle-leaf fig."},
+                {"role": "assistant", "content": "The fiddle-leaf fig dislikes being moved [1]."},
+                {"role": "user", "content": [{"type": "text", "text": "How often should it be repotted?"}]}]
+    reply = openai_client(served).chat.completions.create(model="rag:default", messages=messages)
+    text = reply.choices[0].message.content
+    assert isinstance(text, str) and text.strip() and reply.choices[0].finish_reason == "stop"
+    extra = reply.model_extra["rag"]
+    assert extra["answer"] == text and extra["route"] == ["default"]
+    assert extra["query"].strip() and extra["question"] == extra["query"]  # the rewritten follow-up is asked
+    assert len(extra["sources"]) == 3 and {"chunk_id", "source", "page", "start", "end", "text"} <= set(extra["sources"][0])
+    for c in extra["citations"]:
+        assert set(c) == CITATION_KEYS
+        assert f"[{c['n']}]" in text and c["chunk_id"] == extra["sources"][c["n"] - 1]["chunk_id"]
+
+
+def test_chat_errors_reach_the_openai_client_as_status_errors(served: Served) -> None:
+    import openai
+
+    client = openai_client(served)
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(model="rag:nope", messages=[{"role": "user", "content": "hi"}])
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model="rag:default", messages=[{"role": "assistant", "content": "hi"}])
+
+
+def test_concurrent_streams_queue_end_with_their_citations_and_are_not_mixed(served: Served) -> None:
+    questions = ["What do spider mites leave under leaves?", "When should the ficus be repotted?"]
+    results: dict[str, Any] = {}
+
+    def one(q: str) -> None:
+        stream = openai_client(served).chat.completions.create(
+            model="rag:default", stream=True, messages=[{"role": "user", "content": q}])
+        results[q] = list(stream)
+
+    threads = [threading.Thread(target=one, args=(q,)) for q in questions]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert set(results) == set(questions)
+    for q, chunks in results.items():
+        text = "".join(c.choices[0].delta.content or "" for c in chunks)
+        assert chunks[-1].choices[0].finish_reason == "stop"
+        assert all("rag" not in (c.model_extra or {}) for c in chunks[:-1])
+        extra = chunks[-1].model_extra["rag"]
+        assert extra["question"] == q  # not another client's answer
+        if extra["withdrawn"]:  # the draft streamed, then its refusal
+            assert text.endswith(extra["answer"] + " (withdrawn: the sources do not support the draft above)")
+        else:  # the final text may carry markers rag added for sentences the model left uncited
+            assert unmarked(text) == unmarked(extra["answer"])
+        assert all(set(c) == CITATION_KEYS for c in extra["citations"])
+
+
+def test_a_client_leaving_mid_stream_frees_the_llm_and_the_cli_asks_and_chats_through_the_server(
+        served: Served) -> None:
+    body = {"model": "rag:default", "stream": True, "messages": [{"role": "user", "content": "Describe fungus gnats."}]}
+    with served.http() as http:
+        with http.stream("POST", "/v1/chat/completions", json=body) as response:
+            for line in response.iter_lines():
+                if '"content": "' in line and '"content": ""' not in line:
+                    break  # the first token: leave
+    out = cli(served.home, "ask", "How much sun do cacti want?", "--json")
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.stdout)
+    assert data["question"] == "How much sun do cacti want?" and "query" not in data
+    assert all(set(c) == CITATION_KEYS for c in data["citations"])
+    assert not served.engine.answering.locked()
+    chat = cli(served.home, "chat", "-c", "default", input="What do spider mites leave?\n/sources\n/quit\n")
+    assert chat.exit_code == 0, chat.output
+    assert "through rag serve" in chat.output and "[1] " in chat.output
