@@ -348,3 +348,67 @@ def test_a_client_leaving_mid_stream_frees_the_llm_and_the_cli_asks_and_chats_th
     chat = cli(served.home, "chat", "-c", "default", input="What do spider mites leave?\n/sources\n/quit\n")
     assert chat.exit_code == 0, chat.output
     assert "through rag serve" in chat.output and "[1] " in chat.output
+
+
+# -- (3) ingest over HTTP, alongside searches -------------------------------------------------
+
+
+def test_ingest_paths_are_limited_to_the_allowed_folders(served: Served, tmp_path: Path) -> None:
+    outside = write(tmp_path / "secret.txt", "not for the server")
+    with served.http() as http:
+        refused = http.post("/v1/ingest", json={"paths": [str(outside)]})
+        escape = http.post("/v1/ingest", json={"paths": [str(served.root / ".." / "home")]})
+        relative = http.post("/v1/ingest", json={"paths": ["docs"]})
+        missing = http.post("/v1/ingest", json={"paths": [str(served.root / "nothing-here")]})
+        no_job = http.get("/v1/ingest/abc")
+    assert refused.status_code == 403 and "ingest_roots" in refused.json()["error"]["message"]
+    assert escape.status_code == 403
+    assert relative.status_code == 400 and missing.status_code == 400 and no_job.status_code == 404
+
+
+N_BATCH = 80
+
+
+def test_searches_during_an_ingest_succeed_and_nothing_is_lost(served: Served) -> None:
+    batch = served.root / "batch"
+    filler = " ".join(f"Leaf note {j}: the leaves stay glossy with weekly misting and monthly feeding." for j in range(12))
+    for i in range(N_BATCH):
+        write(batch / f"plant{i:03d}.txt", f"Plant number {i} is the zylophant{i:03d} variety. It likes bright "
+                                            f"indirect light and water every {i % 7 + 3} days.\n\n{filler}\n")
+    with served.http() as http:
+        before = http.get("/v1/collections").json()["collections"][0]["chunks"]
+        job = http.post("/v1/ingest", json={"paths": [str(batch)], "collection": "default"})
+        assert job.status_code == 202 and job.json()["state"] in ("queued", "running")
+        statuses: list[int] = []
+        during = 0  # searches answered while the ingest was still running
+        while True:
+            reply = http.post("/v1/search", json={"query": "fungus gnats", "k": 3})
+            statuses.append(reply.status_code)
+            state = http.get(f"/v1/ingest/{job.json()['id']}").json()
+            if state["state"] in ("done", "failed"):
+                break
+            during += state["state"] == "running"
+            assert reply.json()["results"][0]["source"].endswith("pests.html")  # the committed state
+        assert state["state"] == "done", state
+        assert set(statuses) == {200} and during >= 2, (statuses, during)
+        assert state["report"]["files_added"] == N_BATCH and state["files_done"] == N_BATCH
+        after = http.get("/v1/collections").json()["collections"][0]["chunks"]
+        assert after == state["report"]["chunks_total"] == before + state["report"]["chunks_embedded"]
+        for i in (0, 17, N_BATCH - 1):  # every file is there, and filters see the new sources
+            found = http.post("/v1/search", json={"query": f"zylophant{i:03d}", "k": 1, "retriever": "bm25",
+                                                  "filters": [f"source=plant{i:03d}.txt"]}).json()
+            assert found["results"][0]["source"].endswith(f"plant{i:03d}.txt")
+        assert any(j["id"] == state["id"] for j in http.get("/v1/ingest").json()["jobs"])
+
+
+def test_cli_ingest_and_status_go_through_the_server(served: Served, tmp_path: Path) -> None:
+    docs = tmp_path / "mine"
+    write(docs / "orchid.md", "# Orchids\n\nWater orchids once a week by soaking the bark.\n")
+    out = cli(served.home, "ingest", str(docs), "--collection", "orchids", "--json")
+    assert out.exit_code == 0, out.output  # the CLI's local token lets it ingest its own paths
+    report = json.loads(out.stdout)
+    assert report["collection"] == "orchids" and report["files_added"] == 1
+    status = json.loads(cli(served.home, "status", "--json").stdout)
+    orchids = next(c for c in status["collections"] if c["name"] == "orchids")
+    assert orchids["chunks"] == report["chunks_total"] and "rag serve" in orchids["store"]
+    assert "rag:orchids" in [m.id for m in openai_client(served).models.list()]
