@@ -8,8 +8,10 @@ Order of writes for every batch of files (see ingest/manifest.py):
    signature, so re-chunking an unchanged file also replaces its old chunks);
 4. the manifest marks the files ``done``.
 Deleted files are removed last, and the BM25 index is rebuilt from the store
-whenever its fingerprint differs from the store's. A rerun after a crash at any
-point redoes pending work and converges on the same store.
+whenever its fingerprint differs from the store's or its file is missing, damaged or in an
+old format. Before each batch the free disk space is checked (the engine would die of SIGBUS
+on a full disk); a folder that cannot be read is reported and what the index has of it is kept.
+A rerun after a crash at any point redoes pending work and converges on the same store.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from ingest.lock import WriterLock
 from rag.core.manifest import FileRow, Manifest
 from rag.core.bm25 import Bm25Index, fingerprint
 from rag.core.config import Settings
+from rag.core.disk import ensure_free
 from rag.core.faults import fault_point
 from rag.core.errors import ConfigError, LoadError, RagError, UnsupportedFileError
 from rag.core.home import CollectionPaths, collection_paths
@@ -233,8 +236,11 @@ class Ingestor:
                 continue
             work.append(_Work(found=f, file_hash=digest, had_row=row is not None))
         present = {f.source for f in found.files}
-        deleted = [s for s in rows if s not in present and _under(s, found.roots)]
-        manifest.forget_failures(present)
+        # a folder that cannot be read now is not a deletion: what the index has of it stays
+        unreadable = [u.source for u in found.unreadable]
+        failed += [FileIssue(u.source, u.reason) for u in found.unreadable]
+        deleted = [s for s in rows if s not in present and _under(s, found.roots) and not _under(s, unreadable)]
+        manifest.forget_failures(present | {s for s in rows if _under(s, unreadable)})
         return work, deleted, failed, skipped, unchanged
 
     def _load(self, item: _Work, manifest: Manifest, failed: list[FileIssue], skipped: list[FileIssue]) -> bool:
@@ -273,6 +279,11 @@ class Ingestor:
 
     def _write_group(self, group: list[_Work], manifest: Manifest, store: VectorStore) -> tuple[int, int]:
         """Store one batch of files; returns (chunks embedded, chunks reused)."""
+        # Checked before anything of the batch is written: the engine dies of SIGBUS on a full disk.
+        text_bytes = sum(len(c.text.encode("utf-8", "replace")) for w in group for c in w.chunks)
+        n_chunks = sum(len(w.chunks) for w in group)
+        dims = int(manifest.get_meta("dimensions") or 384)
+        ensure_free(self.paths.root, need=3 * text_bytes + n_chunks * (8 * dims + 2048))
         avgdl = self._avgdl(manifest, group)
         manifest.mark_pending(
             FileRow(w.found.source, w.file_hash, w.found.size, w.found.mtime_ns, len(w.chunks), self.pipeline_sig, "pending")
@@ -318,7 +329,8 @@ class Ingestor:
     def _sync_bm25(self, store: VectorStore) -> bool:
         ids = [cid for cid, _ in store.scroll(with_payload=False)]
         current = Bm25Index.read_info(self.paths.bm25)
-        if current is not None and current.fingerprint == fingerprint(ids):
+        in_step = current is not None and current.fingerprint == fingerprint(ids)
+        if in_step and Bm25Index.problem(self.paths.bm25) is None:  # also checks the file's sha256
             return False
         fault_point("before_bm25")
         pairs = ((cid, str(payload.get("text", ""))) for cid, payload in store.scroll(with_payload=True))

@@ -1,4 +1,4 @@
-"""Built-in retriever ``bm25``: rank-bm25 over the index built beside the store at ingest."""
+"""Built-in retriever ``bm25``: Okapi BM25 (rank-bm25's scoring) over the index built beside the store at ingest."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from rag.query.retrieve import RetrieverContext, ScoredChunk, SearchFilter, payl
 
 
 class Bm25Retriever:
-    """Okapi BM25 (rank-bm25); filters select the allowed chunk ids inside the store first."""
+    """Okapi BM25 (rank-bm25's formula); filters select the allowed chunk ids inside the store first."""
 
     name = "bm25"
 
@@ -40,9 +40,9 @@ class Bm25Retriever:
         """Top ``k`` chunks by BM25 score (chunks without any query term are not returned)."""
         index = self.index
         terms = index.analyzer.tokens(query)
-        if index.model is None or not terms:
+        if not index.ids or not terms:
             return []
-        scores = index.model.get_scores(terms)
+        scores = index.scores(terms)
         match = self.ctx.store_match(flt)
         if match is not None:
             allowed = np.zeros(len(scores), dtype=bool)

@@ -196,7 +196,8 @@ def test_timeout_is_reported(fake_endpoint: Callable[..., str]) -> None:
     assert "did not answer within 1 s" in msg and "[llm] timeout_s" in msg and url in msg
 
 
-def test_resolve_packaged_smollm2(tmp_path: Path) -> None:
+def test_resolve_packaged_smollm2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAG_MODEL_CACHE", str(tmp_path / "models"))  # the shared model cache
     path = resolve_gguf("smollm2-135m-instruct", tmp_path)
     assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf" and path.is_file()
     marker = tmp_path / "models" / ".verified" / "smollm2-135m-instruct.json"
@@ -235,8 +236,9 @@ def test_missing_part_packages_are_named(tmp_path: Path) -> None:
     assert not (tmp_path / "models" / "fake-split-model.gguf").exists()
 
 
-def test_split_model_is_assembled_and_verified(tmp_path: Path) -> None:
+def test_split_model_is_assembled_and_verified(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The real assembly path on a tiny split model built from two temp packages."""
+    monkeypatch.setenv("RAG_MODEL_CACHE", str(tmp_path / "home" / "models"))  # the shared model cache
     pkgs = tmp_path / "site"
     data = [b"hello ", b"world"]
     for i, chunk in enumerate(data, 1):

@@ -27,6 +27,14 @@ class StoreError(RagError):
     """The vector store or the BM25 index cannot be used as asked."""
 
 
+class DiskFullError(StoreError):
+    """The disk holding the home has no room for a write; it was not made and what is stored is intact."""
+
+
+class ManifestError(StoreError):
+    """A collection's manifest database is damaged; ``rag doctor`` rebuilds it from the store."""
+
+
 class StoreLockedError(StoreError):
     """Another process holds the writer lock of a collection."""
 

@@ -3,7 +3,8 @@
 No model hub is reachable offline, so the default models ship as registry packages:
 either one package holding the GGUF file, or a GGUF split into numbered byte pieces
 over several packages. ``resolve_gguf`` turns a model name (or a ``.gguf`` path) into
-a verified file on disk, assembling split models once into ``<home>/models/``.
+a verified file on disk, assembling split models once per user into the model cache
+(``~/.cache/rag/models`` unless ``RAG_MODEL_CACHE`` or ``XDG_CACHE_HOME`` says otherwise).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class SplitModel:
 
     @property
     def filename(self) -> str:
-        """Name of the assembled file under ``<home>/models/``."""
+        """Name of the assembled file in the model cache."""
         return f"{self.name}.gguf"
 
 
@@ -109,12 +110,29 @@ def model_alias(name_or_path: str) -> str:
     return Path(name_or_path).name.removesuffix(".gguf") or name_or_path
 
 
+MODEL_CACHE_ENV = "RAG_MODEL_CACHE"
+
+
+def model_cache_dir(environ: "os._Environ[str] | dict[str, str] | None" = None) -> Path:
+    """Where assembled local models live, shared by every home of this user.
+
+    ``$RAG_MODEL_CACHE`` if set, else ``$XDG_CACHE_HOME/rag/models``, else ``~/.cache/rag/models``.
+    """
+    env = os.environ if environ is None else environ
+    if env.get(MODEL_CACHE_ENV):
+        return Path(env[MODEL_CACHE_ENV]).expanduser()
+    base = Path(env["XDG_CACHE_HOME"]).expanduser() if env.get("XDG_CACHE_HOME") else Path("~/.cache").expanduser()
+    return base / "rag" / "models"
+
+
 def resolve_gguf(name_or_path: str, home: Path) -> Path:
     """A verified GGUF file for a registry name or a ``.gguf`` path.
 
-    Split models are assembled on first use into ``<home>/models/`` (atomically and
-    hash-checked); whole packaged files are hash-checked once and the result cached.
-    Raises ModelLoadError with what to install or set when the model is unavailable.
+    Split models are assembled on first use into the shared model cache (:func:`model_cache_dir`,
+    atomically and hash-checked), once per user rather than once per home; a copy an older
+    version assembled in ``<home>/models/`` is still used when present. Whole packaged files
+    are hash-checked once and the result cached. Raises ModelLoadError with what to install or
+    set when the model is unavailable.
     """
     spec = REGISTRY.get(name_or_path)
     if spec is None:
@@ -129,8 +147,11 @@ def resolve_gguf(name_or_path: str, home: Path) -> Path:
         raise ModelLoadError(
             f"unknown local model {name_or_path!r}; set [llm] local_model to one of {known}, or to a .gguf path"
         )
-    models_dir = home / "models"
+    models_dir = model_cache_dir()
     if isinstance(spec, SplitModel):
+        legacy = home / "models" / spec.filename
+        if legacy.is_file() and legacy.stat().st_size == spec.size:
+            return legacy
         return _assemble(spec, models_dir)
     return _packaged_file(spec, models_dir)
 
@@ -191,7 +212,7 @@ def _assemble(spec: SplitModel, models_dir: Path) -> Path:
         if free < spec.size:
             raise ModelLoadError(
                 f"not enough disk space in {models_dir} to assemble {spec.name}: need {spec.size >> 20} MiB, "
-                f"{free >> 20} MiB free; free space or set RAG_HOME elsewhere"
+                f"{free >> 20} MiB free; free space or set RAG_MODEL_CACHE to a folder on another disk"
             )
         log.info("assembling %s from %d pieces into %s", spec.name, len(parts), target)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{spec.filename}.", suffix=".tmp", dir=models_dir)

@@ -9,13 +9,16 @@ project talks only to the :class:`VectorStore` protocol.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import uuid
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Protocol, Sequence
 
 from rag.core.config import StoreConfig
+from rag.core.disk import disk_full, ensure_free
 from rag.core.errors import StoreError, StoreLockedError
 
 DENSE = "dense"
@@ -89,6 +92,20 @@ def _build_filter(
     return make_filter(must=conditions(match), must_not=conditions(must_not))
 
 
+_SECRET = re.compile(
+    r"""(?i)((?:api[-_]?key|authorization|x-api-key|token|password|secret)["']?\s*[:=]\s*["']?(?:bearer\s+)?)"""
+    r"""([^"'\s,;}&]+)"""
+)
+
+
+def mask_secrets(text: str, secrets: Sequence[str] = ()) -> str:
+    """``text`` with API keys hidden: the known secret values, and anything after ``api-key:``-like labels."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return _SECRET.sub(lambda m: m.group(1) + "***", text)
+
+
 def _stale_condition(source: str, keep_version: str | None) -> tuple[dict[str, str], dict[str, str] | None]:
     return {"source": source}, ({"version": keep_version} if keep_version else None)
 
@@ -113,11 +130,28 @@ class EdgeStore:
         if self.exists():
             self._shard = self._load()
 
+    def _damaged(self, exc: BaseException) -> StoreError:
+        text = str(exc)
+        if "No space left" in text or "ENOSPC" in text:
+            return disk_full(self.path)
+        return StoreError(
+            f"the store of collection '{self.path.parent.name}' at {self.path} is damaged ({text[:200]}); "
+            f"run `rag doctor` to check it, then re-ingest the collection"
+        )
+
+    def _engine(self, fn: Any, *args: Any) -> Any:
+        """Call the engine; its errors (a damaged segment, a full disk) become one-line StoreErrors."""
+        try:
+            return fn(*args)
+        except Exception as exc:  # noqa: BLE001 - the engine raises plain Exception
+            raise self._damaged(exc) from None
+
     def _load(self) -> Any:
         key = str(self.path.resolve())
         if key in _OPEN_SHARDS:
             _OPEN_SHARDS[key][1] += 1
             return _OPEN_SHARDS[key][0]
+        ensure_free(self.path)  # the engine maps files: on a full disk it would die of SIGBUS, not raise
         try:
             shard = self._qe.EdgeShard.load(str(self.path))
             _OPEN_SHARDS[key] = [shard, 1]
@@ -128,7 +162,7 @@ class EdgeStore:
                     f"the store at {self.path} is open in another process (an ingest may be running); "
                     "wait for it to finish and try again"
                 ) from None
-            raise StoreError(f"cannot open the store at {self.path}: {exc}") from None
+            raise self._damaged(exc) from None
 
     def exists(self) -> bool:
         """Whether the collection has been created."""
@@ -137,6 +171,7 @@ class EdgeStore:
     def create(self, dimensions: int) -> None:
         """Create the collection with the project schema."""
         qe = self._qe
+        ensure_free(self.path.parent)
         self.path.mkdir(parents=True, exist_ok=True)
         config = qe.EdgeConfig(
             vectors={DENSE: qe.EdgeVectorParams(size=dimensions, distance=qe.Distance.Cosine)},
@@ -167,7 +202,8 @@ class EdgeStore:
         qe = self._qe
         if not points:
             return
-        self.shard.update(
+        self._engine(
+            self.shard.update,
             qe.UpdateOperation.upsert_points(
                 [
                     qe.Point(
@@ -180,14 +216,17 @@ class EdgeStore:
                     )
                     for p in points
                 ]
-            )
+            ),
         )
 
     def vectors(self, ids: Sequence[str]) -> dict[str, tuple[list[float], list[int], list[float]]]:
         """Stored vectors of those ids that exist."""
         out: dict[str, tuple[list[float], list[int], list[float]]] = {}
         for start in range(0, len(ids), SCROLL_BATCH):
-            for rec in self.shard.retrieve(list(ids[start:start + SCROLL_BATCH]), with_payload=False, with_vector=True):
+            records = self._engine(
+                self.shard.retrieve, list(ids[start:start + SCROLL_BATCH]), False, True
+            )
+            for rec in records:
                 sparse = rec.vector.get(SPARSE)
                 out[str(rec.id)] = (
                     list(rec.vector[DENSE]),
@@ -199,7 +238,7 @@ class EdgeStore:
     def delete_source(self, source: str, keep_version: str | None = None) -> None:
         """Delete a source's points, except those already rewritten with payload ``version`` = ``keep_version``."""
         must, must_not = _stale_condition(source, keep_version)
-        self.shard.update(self._qe.UpdateOperation.delete_points_by_filter(self._filter(must, must_not)))
+        self._engine(self.shard.update, self._qe.UpdateOperation.delete_points_by_filter(self._filter(must, must_not)))
 
     def scroll(
         self, with_payload: bool = True, match: Match | None = None
@@ -208,10 +247,11 @@ class EdgeStore:
         offset = None
         flt = self._filter(match)
         while True:
-            records, offset = self.shard.scroll(
+            records, offset = self._engine(
+                self.shard.scroll,
                 self._qe.ScrollRequest(
                     offset=offset, limit=SCROLL_BATCH, with_payload=with_payload, with_vector=False, filter=flt
-                )
+                ),
             )
             for rec in records:
                 yield str(rec.id), (rec.payload or {})
@@ -222,7 +262,8 @@ class EdgeStore:
         """Payloads of those ids that exist."""
         out: dict[str, Mapping[str, Any]] = {}
         for start in range(0, len(ids), SCROLL_BATCH):
-            for rec in self.shard.retrieve(list(ids[start:start + SCROLL_BATCH]), with_payload=True, with_vector=False):
+            records = self._engine(self.shard.retrieve, list(ids[start:start + SCROLL_BATCH]), True, False)
+            for rec in records:
                 out[str(rec.id)] = rec.payload or {}
         return out
 
@@ -230,7 +271,7 @@ class EdgeStore:
         """Number of points."""
         if self._shard is None:
             return 0
-        return int(self._shard.count(self._qe.CountRequest(exact=True)))
+        return int(self._engine(self._shard.count, self._qe.CountRequest(exact=True)))
 
     def _hits(self, points: Any) -> list[Hit]:
         return [Hit(id=str(p.id), score=float(p.score), payload=p.payload or {}) for p in points]
@@ -244,7 +285,7 @@ class EdgeStore:
             query=qe.Query.Nearest([float(x) for x in vector], using=DENSE),
             filter=self._filter(match),
         )
-        return self._hits(self.shard.query(request))
+        return self._hits(self._engine(self.shard.query, request))
 
     def search_sparse(
         self, indices: Sequence[int], values: Sequence[float], limit: int, match: Match | None = None
@@ -259,17 +300,17 @@ class EdgeStore:
             query=qe.Query.Nearest(qe.SparseVector(indices=list(indices), values=list(values)), using=SPARSE),
             filter=self._filter(match),
         )
-        return self._hits(self.shard.query(request))
+        return self._hits(self._engine(self.shard.query, request))
 
     def flush(self) -> None:
         """Persist pending changes."""
         if self._shard is not None:
-            self._shard.flush()
+            self._engine(self._shard.flush)
 
     def close(self) -> None:
         """Flush and release the engine (and its WAL lock) once no other user in this process holds it."""
         if self._shard is not None:
-            self._shard.flush()
+            self._engine(self._shard.flush)
             entry = _OPEN_SHARDS.get(str(self.path.resolve()))
             if entry is not None and entry[0] is self._shard:
                 entry[1] -= 1
@@ -297,6 +338,7 @@ class ServerStore:
 
         self._models = models
         self.name = f"{config.collection_prefix}{collection}"
+        self._secrets: list[str] = []
         url = config.url.strip()
         if not url:
             raise StoreError("store backend 'qdrant' needs a server URL; set [store] url (or RAG_STORE_URL)")
@@ -304,20 +346,31 @@ class ServerStore:
             self.client = _MEMORY_CLIENTS.setdefault(url, QdrantClient(location=":memory:"))
         else:
             api_key = os.environ.get(config.api_key_env) or None
-            self.client = QdrantClient(url=url, api_key=api_key, timeout=int(config.timeout_s))
+            self._secrets = [api_key] if api_key else []
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                self.client = QdrantClient(url=url, api_key=api_key, timeout=int(config.timeout_s))
+            for w in caught:  # e.g. "Api key is used with an insecure connection": re-issued without the source line
+                warnings.warn(mask_secrets(str(w.message), self._secrets), w.category, stacklevel=2)
         self.location = f"{url} (collection {self.name})"
         self._url = url
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                result = fn(*args, **kwargs)
         except StoreError:
             raise
         except Exception as exc:  # noqa: BLE001 - network and server errors become one clear line
+            detail = mask_secrets(" ".join(str(exc).split()), self._secrets)  # servers may echo the request
             raise StoreError(
-                f"Qdrant server at {self._url} failed: {type(exc).__name__}: {str(exc)[:200]}; "
+                f"Qdrant server at {self._url} failed: {type(exc).__name__}: {detail[:200]}; "
                 "check that it runs (docker compose up -d) and that [store] url is right"
             ) from None
+        for w in caught:
+            warnings.warn(mask_secrets(str(w.message), self._secrets), w.category, stacklevel=2)
+        return result
 
     def exists(self) -> bool:
         """Whether the collection exists on the server."""
