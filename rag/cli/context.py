@@ -31,8 +31,27 @@ class Context:
         return self._settings
 
 
+def show_warnings_as_notes() -> None:
+    """Library warnings (qdrant-client's, torch's...) become one ``rag: warning:`` line, without source lines.
+
+    Their text is masked like store errors (an API key a server echoes never reaches the terminal).
+    """
+    import warnings
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: Any = None, line: str | None = None) -> None:
+        from rag.cli.text import plain
+        from rag.core.store import mask_secrets
+
+        click.echo(f"rag: warning: {plain(mask_secrets(str(message)))}", err=True)
+
+    warnings.showwarning = show
+
+
 def _fail(message: str, code: int) -> None:
-    click.echo(f"rag: error: {message}", err=True)
+    from rag.cli.text import plain
+
+    click.echo(f"rag: error: {plain(message)}", err=True)
     sys.exit(code)
 
 
@@ -49,5 +68,13 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except KeyboardInterrupt:
             click.echo("rag: interrupted; rerun the same command to continue where it stopped", err=True)
             sys.exit(130)
+        except OSError as exc:  # a write that library code did not expect to fail: a full disk is one line
+            import errno
+
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            from rag.core.disk import disk_full
+
+            _fail(str(disk_full(exc.filename or ".")), EXIT_ERROR)
 
     return wrapper

@@ -56,8 +56,13 @@ def collect_status(settings: Settings, home: Path) -> dict[str, Any]:
             info["chunks"] = None
             info["store"] = "locked by a running ingest"
         bm25 = Bm25Index.read_info(paths.bm25)
+        problem = Bm25Index.problem(paths.bm25)
         info["bm25_chunks"] = bm25.count if bm25 else 0
-        info["bm25_in_step"] = bool(bm25 and info["chunks"] is not None and bm25.count == info["chunks"])
+        info["bm25_in_step"] = bool(
+            bm25 and problem is None and info["chunks"] is not None and bm25.count == info["chunks"]
+        )
+        if problem is not None and info["chunks"]:
+            info["bm25_problem"] = f"{problem}; `rag doctor` rebuilds it"
         out.append(info)
     return {"home": str(home), "collections": out}
 
@@ -67,8 +72,10 @@ def print_status(status: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from rag.cli.text import markup
+
     console = Console()
-    console.print(f"home: {status['home']}")
+    console.print(f"home: {markup(status['home'])}", highlight=False)
     if not status["collections"]:
         console.print("no collections yet; run `rag ingest PATH`")
         return
@@ -77,7 +84,8 @@ def print_status(status: dict[str, Any]) -> None:
         table.add_column(col)
     for c in status["collections"]:
         table.add_row(
-            c["name"], str(c["files"]), str(c["chunks"]), f"{c['embedding_model']} ({c['dimensions']}d)",
-            c["store"], f"{c['local_size_bytes'] / 1e6:.1f} MB",
+            markup(c["name"]), str(c["files"]), str(c["chunks"]),
+            markup(f"{c['embedding_model']} ({c['dimensions']}d)"), markup(c["store"]),
+            f"{c['local_size_bytes'] / 1e6:.1f} MB",
         )
     console.print(table)
