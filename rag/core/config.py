@@ -235,6 +235,10 @@ SECTIONS: dict[str, type[_Section]] = {
 
 ENV_PREFIX = "RAG_"
 _ENV_RESERVED = {"RAG_HOME"}
+# RAG_* variables that are not settings: read where they are used (the plugin filter, the shared
+# model cache, `rag serve` client opt-out, the wait for a busy store, crash injection in tests).
+ENV_NOT_SETTINGS = frozenset({"RAG_HOME", "RAG_RETRIEVERS", "RAG_MODEL_CACHE", "RAG_NO_SERVER", "RAG_LOCK_WAIT_S",
+                              "RAG_FAULT_KILL_AT"})
 
 
 def resolve_home(option: str | os.PathLike[str] | None = None) -> Path:
@@ -244,9 +248,15 @@ def resolve_home(option: str | os.PathLike[str] | None = None) -> Path:
     return home.expanduser().resolve()
 
 
-def _env_overrides(environ: dict[str, str]) -> dict[str, dict[str, str]]:
-    """Collect ``RAG_<SECTION>_<KEY>`` variables; a known section with an unknown key is an error."""
+def _env_overrides(environ: dict[str, str], exempt: set[str] | None = None) -> dict[str, dict[str, str]]:
+    """Collect ``RAG_<SECTION>_<KEY>`` variables.
+
+    A known section with an unknown key is an error, and so is any other ``RAG_*`` variable that is
+    neither one of ``ENV_NOT_SETTINGS`` nor named by an ``*_env`` setting (``exempt``): a misspelt
+    section must not be silently ignored.
+    """
     overrides: dict[str, dict[str, str]] = {}
+    unknown: list[str] = []
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX) or name in _ENV_RESERVED:
             continue
@@ -259,7 +269,28 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, dict[str, str]]:
                     raise ConfigError(f"unknown environment variable {name}; known ones for [{section}]: {known}")
                 overrides.setdefault(section, {})[key] = _env_value(name, value)
                 break
+        else:
+            if name not in ENV_NOT_SETTINGS and name not in (exempt or set()):
+                unknown.append(name)
+    if unknown:
+        raise ConfigError(
+            f"unknown environment variable{'s' if len(unknown) > 1 else ''} {', '.join(sorted(unknown))}; settings are "
+            f"{ENV_PREFIX}<SECTION>_<KEY> with a section of {', '.join(SECTIONS)} (unset it, or see `rag config show`)"
+        )
     return overrides
+
+
+def _env_name_settings(data: dict[str, Any]) -> set[str]:
+    """Names of environment variables that settings point at (``api_key_env`` and the like), file or default."""
+    names: set[str] = set()
+    for section, model in SECTIONS.items():
+        values = data.get(section) if isinstance(data.get(section), dict) else {}
+        for key, field in model.model_fields.items():
+            if key.endswith("_env"):
+                value = values.get(key, field.default)
+                if isinstance(value, str):
+                    names.add(value)
+    return names
 
 
 def _env_value(name: str, value: str) -> Any:
@@ -290,7 +321,7 @@ def load_settings(home: Path, environ: dict[str, str] | None = None) -> Settings
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"cannot parse {path}: {exc}; fix the TOML syntax") from None
-    for section, values in _env_overrides(environ).items():
+    for section, values in _env_overrides(environ, _env_name_settings(data)).items():
         existing = data.setdefault(section, {})
         if not isinstance(existing, dict):
             raise ConfigError(f"'{section}' in {path} must be a table ([{section}])")
