@@ -412,3 +412,41 @@ def test_cli_ingest_and_status_go_through_the_server(served: Served, tmp_path: P
     orchids = next(c for c in status["collections"] if c["name"] == "orchids")
     assert orchids["chunks"] == report["chunks_total"] and "rag serve" in orchids["store"]
     assert "rag:orchids" in [m.id for m in openai_client(served).models.list()]
+
+
+# -- (5) MCP over stdio -------------------------------------------------------------------------
+
+
+def test_mcp_tools_over_stdio_use_the_resident_server(served: Served) -> None:
+    import anyio
+    from mcp import ClientSession, StdioServerParameters
+    from mcp.client.stdio import stdio_client
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    params = StdioServerParameters(command=sys.executable, args=["-m", "rag.cli", "--home", str(served.home), "mcp"],
+                                   env={**env, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)})
+
+    async def session_run() -> dict[str, Any]:
+        async with stdio_client(params) as (read, write):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                tools = sorted(t.name for t in (await session.list_tools()).tools)
+                found = await session.call_tool("search", {"query": "fungus gnats in wet soil", "k": 2})
+                listed = await session.call_tool("list_collections", {})
+                asked = await session.call_tool("ask", {"question": "What do spider mites leave?",
+                                                        "collection": "default"})
+                missing = await session.call_tool("search", {"query": "x", "collection": "nope"})
+                return {"tools": tools, "search": found, "list": listed, "ask": asked, "missing": missing}
+
+    out = anyio.run(session_run)
+    assert out["tools"] == ["ask", "list_collections", "search"]
+    search = out["search"].structuredContent
+    assert not out["search"].isError and search["results"][0]["source"].endswith("pests.html")
+    assert {"source", "page", "start", "end", "text", "chunk_id"} <= set(search["results"][0])
+    names = [c["name"] for c in out["list"].structuredContent["result"]]
+    assert "default" in names
+    ask = out["ask"].structuredContent
+    assert not out["ask"].isError and ask["answer"].strip() and len(ask["sources"]) == 3
+    assert all(set(c) == CITATION_KEYS for c in ask["citations"])
+    assert out["missing"].isError and "does not exist" in out["missing"].content[0].text
+    # the tools ran in this process's server: `rag mcp` on its own could not open the store this process holds
