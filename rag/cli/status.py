@@ -89,3 +89,9 @@ def print_status(status: dict[str, Any]) -> None:
             f"{c['local_size_bytes'] / 1e6:.1f} MB",
         )
     console.print(table)
+    for c in status["collections"]:
+        if c.get("files_pending"):
+            console.print(f"{markup(c['name'])}: {c['files_pending']} file(s) pending; the next `rag ingest` "
+                          "finishes them", highlight=False)
+        if c.get("bm25_problem"):
+            console.print(f"{markup(c['name'])}: {markup(c['bm25_problem'])}", highlight=False)
