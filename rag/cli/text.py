@@ -13,7 +13,7 @@ import re
 
 from rich.markup import escape
 
-# C0 and C1 controls (tab and newline are handled apart), DEL, bidi embeddings/overrides/isolates,
+# C0 and C1 controls but tab and newline (newline is handled apart), DEL, bidi embeddings/overrides/isolates,
 # and lone surrogates.
 _UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
@@ -24,8 +24,11 @@ def _visible(m: re.Match[str]) -> str:
 
 
 def plain(text: object, newlines: bool = False) -> str:
-    """``text`` with every control character shown as an escape (``\\x1b``); newlines kept if asked."""
-    s = _UNSAFE.sub(_visible, str(text)).replace("\t", " ")
+    """``text`` with every control character but tab shown as an escape (``\\x1b``); newlines kept if asked."""
+    s = str(text)
+    if newlines:
+        s = s.replace("\r\n", "\n")
+    s = _UNSAFE.sub(_visible, s)
     return s if newlines else s.replace("\n", "\\n")
 
 
