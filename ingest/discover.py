@@ -132,10 +132,12 @@ def _walk(
                 unreadable.append(Skipped(source_of(path), f"cannot read: {exc.strerror}{_KEPT}"))
                 continue
             if is_link:
+                if _ignored(path, os.path.isdir(path), specs):  # isdir: False for a loop or a broken link
+                    continue
                 target = _follow(path, real_root, follow_symlinks, visited, skipped)
-                if target == "dir" and not _ignored(path, True, specs):
+                if target == "dir":
                     subfolders.append(path)
-                elif target == "file" and not _ignored(path, False, specs):
+                elif target == "file":
                     _add(path, files, skipped, unreadable, max_file_bytes)
                 continue
             if _ignored(path, is_dir, specs):
