@@ -450,3 +450,20 @@ def test_mcp_tools_over_stdio_use_the_resident_server(served: Served) -> None:
     assert all(set(c) == CITATION_KEYS for c in ask["citations"])
     assert out["missing"].isError and "does not exist" in out["missing"].content[0].text
     # the tools ran in this process's server: `rag mcp` on its own could not open the store this process holds
+
+
+# -- (6) the load benchmark -----------------------------------------------------------------------
+
+
+def test_serve_load_benchmark_runs_and_reports_ratios(served: Served, capsys: pytest.CaptureFixture[str]) -> None:
+    sys.path.insert(0, str(REPO))
+    from benchmarks.serve_load import main, percentile
+
+    assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5 and percentile([5.0], 95) == 5.0 and percentile([], 50) == 0.0
+    assert main(["default", "--home", str(served.home), "--seconds", "0.5", "--clients", "1,2",
+                 "--baseline-seconds", "0.5", "--k", "3", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert [s["clients"] for s in result["steps"]] == [1, 2] and result["errors"] == 0
+    assert all(s["requests"] > 0 and s["p95_ms"] >= s["p50_ms"] > 0 for s in result["steps"])
+    assert result["engine_search_p50_ms"] > 0 and result["ratio_server_p50_1_client_over_engine_p50"] > 0
+    assert "ratio_p95_2_clients_over_p50_1_client" in result

@@ -1,0 +1,215 @@
+"""Load on `rag serve`: 1, 2, 4, 8 concurrent clients doing POST /v1/search for N seconds each.
+
+Starts the server in this process (uvicorn on a free loopback port, over one Engine) on a
+collection of a home, and measures, in the same run:
+
+- the baseline: the engine's own search latency, called directly (no HTTP), before and after the load;
+- for each number of clients: throughput (requests/s), p50 and p95 latency, errors.
+
+Ratios printed: single-client p50 through the server / engine p50 (target <= 1.5), and p95 at
+the most clients / single-client p50 (target <= 4). Queries: ``--queries`` (a text file, one per
+line, or a BEIR ``queries.jsonl``), else the first words of stored chunks.
+
+    python benchmarks/serve_load.py beir-scifact --home ~/.local/share/rag --seconds 60 \
+        --queries ~/data/scifact/queries.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (0..100) by linear interpolation; 0 for no values."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q / 100
+    low = int(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def load_queries(path: str | None, engine: Any, collection: str, n: int = 200) -> list[str]:
+    """Queries from a file (lines, or BEIR queries.jsonl), else the first words of stored chunks."""
+    if path:
+        text = Path(path).read_text(encoding="utf-8")
+        if path.endswith(".jsonl"):
+            return [json.loads(line)["text"] for line in text.splitlines() if line.strip()][:n]
+        return [line.strip() for line in text.splitlines() if line.strip()][:n]
+    store = engine.searcher(collection).ctx.store
+    out = []
+    for _, payload in store.scroll(with_payload=True):
+        words = str(payload.get("text", "")).split()[:8]
+        if len(words) >= 3:
+            out.append(" ".join(words))
+        if len(out) >= n:
+            break
+    return out
+
+
+def engine_latencies(engine: Any, collection: str, queries: list[str], k: int, seconds: float) -> list[float]:
+    """The engine's own search latency (ms), one query after another, no HTTP.
+
+    Measured on a worker thread, as the server's requests run: on a busy machine torch ran the same
+    search several times slower on the main thread (its OpenMP team) than on a worker thread.
+    """
+    out: list[float] = []
+
+    def measure() -> None:
+        end = time.monotonic() + seconds
+        i = 0
+        while time.monotonic() < end or len(out) < 3:
+            t0 = time.perf_counter()
+            engine.search(queries[i % len(queries)], collection, k)
+            out.append((time.perf_counter() - t0) * 1000)
+            i += 1
+
+    worker = threading.Thread(target=measure, name="engine-baseline")
+    worker.start()
+    worker.join()
+    return out
+
+
+def run_load(url: str, collection: str, queries: list[str], clients: int, seconds: float, k: int,
+             headers: dict[str, str] | None = None) -> dict[str, Any]:
+    """``clients`` threads, each with its own connection, searching for ``seconds``; latency in ms."""
+    import httpx
+
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    start = threading.Barrier(clients + 1)
+    stop_at = [0.0]
+
+    def client(n: int) -> None:
+        with httpx.Client(base_url=url, timeout=120, headers=headers or {}) as http:
+            start.wait()
+            i = n * 7919
+            while time.monotonic() < stop_at[0]:
+                t0 = time.perf_counter()
+                try:
+                    reply = http.post("/v1/search", json={"query": queries[i % len(queries)], "collection": collection,
+                                                          "k": k})
+                    ok = reply.status_code == 200
+                    why = "" if ok else f"HTTP {reply.status_code}: {reply.text[:120]}"
+                except httpx.HTTPError as exc:
+                    ok, why = False, f"{type(exc).__name__}: {exc}"
+                ms = (time.perf_counter() - t0) * 1000
+                with lock:
+                    (latencies.append(ms) if ok else errors.append(why))
+                i += 1
+
+    threads = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(clients)]
+    for t in threads:
+        t.start()
+    stop_at[0] = time.monotonic() + seconds
+    t_start = time.monotonic()
+    start.wait()
+    for t in threads:
+        t.join()
+    elapsed = time.monotonic() - t_start
+    return {"clients": clients, "requests": len(latencies), "errors": len(errors), "seconds": round(elapsed, 2),
+            "throughput_rps": round(len(latencies) / elapsed, 2), "p50_ms": round(percentile(latencies, 50), 2),
+            "p95_ms": round(percentile(latencies, 95), 2), "first_error": errors[0] if errors else None}
+
+
+def start_server(engine: Any) -> tuple[Any, threading.Thread, str]:
+    """uvicorn over the engine on a free loopback port, in a thread."""
+    import uvicorn
+
+    from rag.serve.app import create_app
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(create_app(engine, close_engine=False), log_level="warning",
+                                           access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    return server, thread, f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("collection", help="collection of the home to search")
+    parser.add_argument("--home", default=None, help="home folder (default: $RAG_HOME, else ~/.local/share/rag)")
+    parser.add_argument("--seconds", type=float, default=60.0, help="seconds per number of clients (default 60)")
+    parser.add_argument("--clients", default="1,2,4,8", help="comma-separated client counts (default 1,2,4,8)")
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--queries", default=None, help="text file (one query a line) or BEIR queries.jsonl")
+    parser.add_argument("--baseline-seconds", type=float, default=None,
+                        help="seconds of direct engine searches before and after the load (default: seconds/4)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from rag.core.config import load_settings, resolve_home
+    from rag.serve.engine import Engine
+
+    home = resolve_home(args.home)
+    engine = Engine(load_settings(home), home)
+    counts = [int(c) for c in args.clients.split(",") if c.strip()]
+    base_s = args.baseline_seconds if args.baseline_seconds is not None else max(args.seconds / 4, 2.0)
+    try:
+        queries = load_queries(args.queries, engine, args.collection)
+        if not queries:
+            print(f"no queries: collection '{args.collection}' is empty and --queries was not given", file=sys.stderr)
+            return 1
+        engine_latencies(engine, args.collection, queries, args.k, 1.0)  # warm the models
+        before = engine_latencies(engine, args.collection, queries, args.k, base_s / 2)
+        server, thread, url = start_server(engine)
+        try:
+            rows = [run_load(url, args.collection, queries, c, args.seconds, args.k) for c in counts]
+        finally:
+            server.should_exit = True
+            thread.join(30)
+        after = engine_latencies(engine, args.collection, queries, args.k, base_s / 2)
+    finally:
+        engine.close()
+    baseline = before + after
+    engine_p50 = percentile(baseline, 50)
+    single = next((r for r in rows if r["clients"] == 1), rows[0])
+    most = max(rows, key=lambda r: r["clients"])
+    result = {
+        "collection": args.collection, "queries": len(queries), "k": args.k, "seconds_per_step": args.seconds,
+        "cpu_count": os.cpu_count(), "engine_search_p50_ms": round(engine_p50, 2),
+        "engine_search_p95_ms": round(percentile(baseline, 95), 2), "engine_searches": len(baseline),
+        "steps": rows,
+        "ratio_server_p50_1_client_over_engine_p50": round(single["p50_ms"] / engine_p50, 2) if engine_p50 else None,
+        f"ratio_p95_{most['clients']}_clients_over_p50_1_client":
+            round(most["p95_ms"] / single["p50_ms"], 2) if single["p50_ms"] else None,
+        "errors": sum(r["errors"] for r in rows),
+    }
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"collection {args.collection}: {len(queries)} queries, k={args.k}, {args.seconds:g} s per step, "
+          f"{os.cpu_count()} CPUs")
+    print(f"engine alone (no HTTP): p50 {engine_p50:.1f} ms, p95 {result['engine_search_p95_ms']:.1f} ms "
+          f"over {len(baseline)} searches")
+    print(f"{'clients':>7} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'errors':>6}")
+    for r in rows:
+        print(f"{r['clients']:>7} {r['throughput_rps']:>8.2f} {r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f} {r['errors']:>6}")
+    print(f"server p50 at 1 client / engine p50: {result['ratio_server_p50_1_client_over_engine_p50']} (target <= 1.5)")
+    key = f"ratio_p95_{most['clients']}_clients_over_p50_1_client"
+    print(f"p95 at {most['clients']} clients / p50 at 1 client: {result[key]} (target <= 4)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
