@@ -87,7 +87,7 @@ def discover(
         if not root.exists():
             raise RagError(f"{source_of(Path(raw))}: no such file or folder; check the path")
         roots.append(source_of(root))
-        if root.is_file():
+        if not root.is_dir():  # a file, or a device or pipe (reported as not a regular file)
             _add(root, files, skipped, unreadable, max_file_bytes)
             continue
         _walk(root, ignore_file, follow_symlinks, files, skipped, unreadable, max_file_bytes)
