@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -28,9 +29,9 @@ from ingest.lock import WriterLock
 from ingest.pipeline import Ingestor
 from rag.core.bm25 import Bm25Index, fingerprint
 from rag.core.config import Settings
-from rag.core.errors import ConfigError, RagError, StoreLockedError
+from rag.core.errors import ConfigError, ManifestError, RagError, StoreLockedError
 from rag.core.home import CollectionPaths, collection_paths
-from rag.core.manifest import FileRow, Manifest
+from rag.core.manifest import FileRow, Manifest, sqlite_error
 from rag.core.store import VectorStore, open_store
 
 OK, REPAIRED, BROKEN, NOTE = "ok", "repaired", "damaged", "note"
@@ -104,9 +105,13 @@ def _check_collection(settings: Settings, home: Path, name: str, repair: bool) -
         manifest = Manifest(paths.manifest)
         try:
             rows = manifest.files()
-            check = manifest.db.execute("PRAGMA quick_check").fetchone()[0]
+            try:
+                check = manifest.db.execute("PRAGMA quick_check").fetchone()[0]
+            except sqlite3.Error as exc:
+                raise sqlite_error(exc, paths.manifest) from None
             if check != "ok":
-                raise RagError(f"quick_check: {check}")
+                raise ManifestError(f"the manifest {paths.manifest} is damaged (quick_check: {check}); "
+                                    "run `rag doctor` to rebuild it from the store")
         finally:
             manifest.close()
         sources = sorted(rows)
@@ -153,6 +158,9 @@ def _check_collection(settings: Settings, home: Path, name: str, repair: bool) -
         else:
             out.append(Finding(name, "store", OK, f"{len(payloads)} chunks, every payload readable"))
 
+        if manifest_problem is None and not sources and payloads:
+            manifest_problem = "it is empty (or was deleted) while the store holds chunks"
+            out = [f for f in out if f.part != "manifest"]
         if manifest_problem is not None:
             if repair and store_problem is None and store is not None:
                 moved = _move_aside(paths.manifest)
@@ -162,8 +170,9 @@ def _check_collection(settings: Settings, home: Path, name: str, repair: bool) -
                         _move_aside(side)
                 count = _rebuild_manifest(settings, home, name, paths, store, payloads)
                 cause = re.search(r"is damaged \((.*)\); run", manifest_problem)
-                out.append(Finding(name, "manifest", REPAIRED, f"was damaged ({cause.group(1) if cause else manifest_problem});"
-                                   f" rebuilt from the store's payloads ({count} files; the old file is {moved.name})"))
+                why = f"was damaged ({cause.group(1)})" if cause else manifest_problem
+                out.append(Finding(name, "manifest", REPAIRED, f"{why}; rebuilt from the store's payloads "
+                                   f"({count} files; the old file is {moved.name})"))
             else:
                 out.append(Finding(name, "manifest", BROKEN, manifest_problem))
 

@@ -304,6 +304,10 @@ def test_5_corrupt_manifest_is_rebuilt_by_doctor(settings: Settings, rag_home: P
     again = Ingestor(settings, rag_home, embedder=embedder).run([docs])
     assert (again.files_unchanged, again.files_added, again.chunks_embedded) == (3, 0, 0)
     assert store_state(settings, rag_home) == before
+    for path in paths.root.glob("manifest.sqlite3*"):  # deleted outright: rebuilt the same way
+        path.unlink()
+    assert ("manifest", "repaired") in [(f.part, f.state) for f in doctor(settings, rag_home)]
+    assert Ingestor(settings, rag_home, embedder=embedder).run([docs]).files_unchanged == 3
 
 
 def test_5_damaged_bm25_index_is_rebuilt(settings: Settings, rag_home: Path, embedder, docs: Path) -> None:  # type: ignore[no-untyped-def]
@@ -452,8 +456,14 @@ def test_7_follow_symlinks_ends_on_loops_and_deep_trees(tmp_path: Path) -> None:
         leaf = leaf / "n"
         leaf.mkdir()
     (leaf / "bottom.txt").write_text("x")
-    found = discover([deep], follow_symlinks=True)
-    assert [Path(f.source).name for f in found.files] == ["bottom.txt"]
+    try:
+        found = discover([deep], follow_symlinks=True)
+        assert [Path(f.source).name for f in found.files] == ["bottom.txt"]
+    finally:  # bottom up: pytest's recursive cleanup of old temp folders would overflow the stack
+        (leaf / "bottom.txt").unlink()
+        while leaf != deep:
+            leaf.rmdir()
+            leaf = leaf.parent
 
 
 # -- 8. a Qdrant server that echoes the API key ----------------------------------------------------
