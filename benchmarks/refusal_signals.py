@@ -42,11 +42,11 @@ from rag.core.config import load_settings, resolve_home  # noqa: E402
 
 def collect(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Ask every sampled question and record its signals (written to --out line by line)."""
-    import rag.query.prompt
+    import rag.core.prompts
     from rag.query.answer import support_prompt
 
     if args.system:
-        rag.query.prompt.SYSTEM = args.system
+        rag.core.prompts.ANSWER_SYSTEM = args.system
     from rag.query.cite import is_refusal, parse_answer
     from rag.query.prompt import answer_messages, answerable_messages, verify_messages
 

@@ -19,7 +19,7 @@ from evals.beir import load_beir
 from evals.beir_run import beir_settings, collection_name
 from evals.metrics import evaluate
 from rag.core.config import load_settings, resolve_home
-from rag.query.fuse import fuse
+from rag.query.merge import merge
 from rag.query.retrieve import RetrieverContext, make_retriever
 
 
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     def score(method: str, weights: dict[str, float], k: float) -> float:
         run = {}
         for qid, ranked in rankings.items():
-            fused = fuse(ranked, weights, method, k)
+            fused = merge(ranked, weights, method, k)
             run[qid] = {c.source[len(prefix):]: 1000.0 - i for i, c in enumerate(fused)}
         return evaluate(data.qrels, run, ks=(10,)).means["ndcg@10"]
 

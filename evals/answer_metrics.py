@@ -211,9 +211,9 @@ class Verdicts:
 
 
 def judged(fn: Callable[[], Any], errors: list[dict[str, str]], metric: str) -> Any:
-    """Run a judged metric; a malformed-output failure becomes an error record and None."""
+    """Run a judged metric; a malformed-output failure becomes an error record (kind ``malformed``) and None."""
     try:
         return fn()
     except JudgeOutputError as exc:
-        errors.append({"metric": metric, "error": str(exc)})
+        errors.append({"metric": metric, "kind": "malformed", "error": str(exc)})
         return None

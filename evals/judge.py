@@ -26,12 +26,11 @@ from typing import Any, Literal, Protocol, Sequence
 import openai
 
 from rag.query.cite import strip_markers
+from rag.core import prompts
 from rag.core.config import LlmConfig, Settings
 from rag.core.errors import ConfigError, RagError
 from rag.core.llm import LlmClient, yes_share
-from rag.query.prompt import (
-    ANSWER_CHECK_ROLE, CHECK_PREMISE_CHARS, answer_check_body, clip, passages_block, yes_no_messages,
-)
+from rag.query.prompt import CHECK_PREMISE_CHARS, answer_check_body, clip, passages_block, yes_no_messages
 
 __all__ = [
     "METHODS", "Judge", "JudgeClient", "JudgeError", "JudgeInfo", "JudgeOutputError", "JsonJudge",
@@ -152,7 +151,7 @@ class _EndpointJudge:
             if short and short_answer_in(short, answer, question):
                 return short
             messages = [*messages, {"role": "assistant", "content": reply},
-                        {"role": "user", "content": "Copy the words from the answer itself, nothing else."}]
+                        {"role": "user", "content": prompts.SHORT_ANSWER_RETRY}]
         raise self._fail(self.retries + 1, reply, "a few words copied from the answer")
 
     def close(self) -> None:
@@ -186,12 +185,12 @@ class JsonJudge(_EndpointJudge):
     """A verdict read from a JSON reply ``{"verdict": "yes"|"no"}``; a bad reply is shown back once per retry."""
 
     method = "json"
-    FORMAT = '{"verdict": "yes"} or {"verdict": "no"}'
 
     def messages(self, question: YesNoQuestion) -> list[dict[str, str]]:
         """The chat messages for ``question``."""
         return [
-            {"role": "system", "content": f"{question.role} Reply with one JSON object and nothing else: {self.FORMAT}."},
+            {"role": "system", "content": prompts.JSON_VERDICT_SYSTEM.format(role=question.role,
+                                                                             verdict=prompts.JSON_VERDICT)},
             {"role": "user", "content": question.body},
         ]
 
@@ -219,8 +218,8 @@ class JsonJudge(_EndpointJudge):
             if value is not None:
                 return value
             messages = [*messages, {"role": "assistant", "content": reply},
-                        {"role": "user", "content": f"That was not valid. Reply with exactly {self.FORMAT}."}]
-        raise self._fail(self.retries + 1, reply, self.FORMAT)
+                        {"role": "user", "content": prompts.JSON_VERDICT_RETRY.format(verdict=prompts.JSON_VERDICT)}]
+        raise self._fail(self.retries + 1, reply, prompts.JSON_VERDICT)
 
 
 # --- questions ------------------------------------------------------------------------------
@@ -233,55 +232,40 @@ def entailment_question(premises: Sequence[str], claim: str, question: str | Non
     something else or nothing): on ARES rows with the local 1.5B model a plain "do the
     passages support it?" left unfaithful answers near P(yes) 0.7 and pooled AUROC at 0.85;
     this wording gave 0.91 on the same 40 rows (see benchmarks/judge_ares.py). The question
-    form is also what ``[answer] verify`` asks at answer time (rag.query.prompt).
+    form is also what ``[answer] verify`` asks at answer time (rag.query.prompt); the wording is in
+    rag.core.prompts.
     """
     if question:
-        return YesNoQuestion(ANSWER_CHECK_ROLE, answer_check_body(premises, question, claim))
-    return YesNoQuestion(
-        "You verify claims against passages. Say Yes only if the passages clearly state the claim. Say No if the "
-        "passages say something else or do not mention it.",
-        f"{passages_block(premises)}\n\nClaim: {claim.strip()}\n\nDo the passages state this claim?",
-    )
+        return YesNoQuestion(prompts.ANSWER_CHECK_ROLE, answer_check_body(premises, question, claim))
+    return YesNoQuestion(prompts.CLAIM_CHECK_ROLE,
+                         prompts.CLAIM_CHECK_BODY.format(passages=passages_block(premises), claim=claim.strip()))
 
 
 def relevance_question(question: str, answer: str) -> YesNoQuestion:
     """Does ``answer`` respond to ``question`` (whether or not it is right)?"""
-    return YesNoQuestion(
-        "You judge whether an answer responds to the question that was asked, not whether it is true.",
-        f"Question: {question.strip()}\nAnswer: {clip(answer.strip(), MAX_PREMISE_CHARS)}\n\n"
-        "Does the answer respond to the question?",
-    )
+    return YesNoQuestion(prompts.RELEVANCE_ROLE, prompts.RELEVANCE_BODY.format(
+        question=question.strip(), answer=clip(answer.strip(), MAX_PREMISE_CHARS)))
 
 
 def correctness_question(question: str, reference: str, answer: str) -> YesNoQuestion:
     """Does ``answer`` give the same answer as ``reference``?"""
-    return YesNoQuestion(
-        "You grade answers against a reference answer. Extra detail is fine; a different or missing "
-        "answer is not.",
-        f"Question: {question.strip()}\nReference answer: {clip(reference.strip(), MAX_PREMISE_CHARS // 2)}\n"
-        f"Answer to grade: {clip(answer.strip(), MAX_PREMISE_CHARS // 2)}\n\n"
-        "Does the answer to grade give the same answer as the reference?",
-    )
+    return YesNoQuestion(prompts.CORRECTNESS_ROLE, prompts.CORRECTNESS_BODY.format(
+        question=question.strip(), reference=clip(reference.strip(), MAX_PREMISE_CHARS // 2),
+        answer=clip(answer.strip(), MAX_PREMISE_CHARS // 2)))
 
 
 _YES_NO_QUESTION = re.compile(
     r"^\s*(is|are|was|were|do|does|did|can|could|has|have|had|will|would|should|may|might)\b", re.IGNORECASE)
 
 
-SHORT_ANSWER_ROLE = (
-    "You shorten answers. Given a question and an answer to it, reply with only the few words of the answer that "
-    "answer the question: a name, a date, a number or a short phrase{}. Copy them from the answer."
-)
-
-
 def short_answer_messages(question: str, answer: str) -> list[dict[str, str]]:
     """Chat messages asking for the short answer that ``answer`` gives to ``question`` (yes / no offered only
     for a yes/no question: offered always, the 1.5B model replied "Yes" to "Who is known as ...?")."""
-    role = SHORT_ANSWER_ROLE.format(", or yes or no" if _YES_NO_QUESTION.match(question) else "")
+    yes_no = prompts.SHORT_ANSWER_YES_NO if _YES_NO_QUESTION.match(question) else ""
     return [
-        {"role": "system", "content": role},
-        {"role": "user", "content": f"Question: {question.strip()}\nAnswer: {clip(answer.strip(), MAX_PREMISE_CHARS)}"
-                                    "\n\nShort answer:"},
+        {"role": "system", "content": prompts.SHORT_ANSWER_ROLE.format(yes_no=yes_no)},
+        {"role": "user", "content": prompts.SHORT_ANSWER_USER.format(
+            question=question.strip(), answer=clip(answer.strip(), MAX_PREMISE_CHARS))},
     ]
 
 

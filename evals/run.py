@@ -25,18 +25,23 @@ import json
 import os
 import re
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
+
+import httpx
+import openai
 
 from evals.answer_metrics import (
     Verdicts, citation_scores, contains_answer, exact_match, faithfulness, is_short_reference, judged,
     refusal_values, statements, token_f1,
 )
 from evals.judge import (
-    METHODS, RAGAS_METRICS, JudgeClient, JsonJudge, LogprobJudge, RagasJudge, correctness_question, endpoint_label, judge_config,
-    entailment_question, make_judge, relevance_question, short_answer_messages,
+    METHODS, RAGAS_METRICS, JudgeClient, JudgeError, JudgeOutputError, JsonJudge, LogprobJudge, RagasJudge,
+    correctness_question, endpoint_label, judge_config,
+    make_judge, relevance_question,
 )
 from evals.metrics import bootstrap_ci, query_metrics
 from evals.results import EvalItem, read_results
@@ -44,10 +49,12 @@ from evals.suite import SuiteItem, read_suite
 from rag.query.cite import is_refusal
 from rag.core.config import LlmConfig, Settings
 from rag.core.errors import ConfigError, RagError
+from rag.core.llm import Llm, LlmError
+from rag.core.prompts import prompts_digest
 
 __all__ = [
     "EVAL_VERSION", "EvalOptions", "EvalSummary", "MetricSummary", "SourceMapper", "run_suite", "score_lines",
-    "summarise", "ANSWER_METRICS",
+    "summarise", "ANSWER_METRICS", "RETRIED_KINDS", "failure_kind", "needs_retry",
 ]
 
 EVAL_VERSION = 4  # 2: EM/F1/contains ignore citation markers; 3: short_em / short_f1;
@@ -60,6 +67,41 @@ ANSWER_METRICS: tuple[str, ...] = (
 )
 class EvalRunError(RagError):
     """A suite cannot be run or scored as asked."""
+
+
+RETRIED_KINDS = frozenset({"timeout", "endpoint", "malformed", "judge"})
+"""Error kinds that fail a question for now (a slow or failing endpoint, a judge's bad output): the
+question is recorded with its error, not cached, and the next run retries it. The other kind,
+``input`` (a question the engine cannot take, such as one longer than the embedder reads), is a result."""
+
+
+def failure_kind(exc: BaseException) -> str:
+    """``timeout``, ``endpoint`` (HTTP error, refused or broken connection), ``malformed`` or ``judge``."""
+    if isinstance(exc, JudgeOutputError):
+        return "malformed"
+    if isinstance(exc, LlmError):
+        cause = exc.__cause__ or exc.__context__  # the openai / httpx exception LlmError was made from
+        while cause is not None:
+            if isinstance(cause, (openai.APITimeoutError, httpx.TimeoutException)):
+                return "timeout"
+            cause = cause.__cause__ or cause.__context__
+        return "endpoint"
+    return "judge"
+
+
+def _failure(stage: str, exc: BaseException) -> dict[str, str]:
+    """The error record of a stage (``retrieval``, ``answer``, ``judge``) that failed for this question."""
+    return {"metric": stage, "kind": failure_kind(exc), "error": str(exc)}
+
+
+def error_kinds(result: dict[str, Any]) -> list[str]:
+    """The kinds of ``result``'s errors (a record without one, from ragas, is ``judge``)."""
+    return [e.get("kind", "judge") for e in result.get("errors") or []]
+
+
+def needs_retry(result: dict[str, Any] | None) -> bool:
+    """Whether a (cached) result is missing or failed for now, so the next run computes it again."""
+    return result is None or any(kind in RETRIED_KINDS for kind in error_kinds(result))
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +166,9 @@ class EvalSummary:
     judges: tuple[dict[str, str], ...]
     errors: int
     seconds: float = 0.0
+    errors_by_kind: dict[str, int] = field(default_factory=dict)
+    retry: tuple[str, ...] = ()
+    """Ids of the questions that failed for now (``RETRIED_KINDS``): a rerun computes only these."""
 
     def as_dict(self) -> dict[str, Any]:
         """The ``--json`` shape: means, intervals, counts, and per-question values (for ``compare``)."""
@@ -137,6 +182,8 @@ class EvalSummary:
             "n": {k: m.n for k, m in self.metrics.items()},
             "judges": list(self.judges),
             "errors": self.errors,
+            "errors_by_kind": self.errors_by_kind,
+            "retry": list(self.retry),
             "seconds": round(self.seconds, 2),
             "per_question": self.per_question,
         }
@@ -147,6 +194,8 @@ class RunProgress(Protocol):
 
     def start(self, total: int, cached: int) -> None: ...
     def advance(self, question_id: str) -> None: ...
+    def failed(self, question_id: str, kinds: Sequence[str]) -> None:
+        """A question was recorded with errors of these kinds (called before its ``advance``)."""
 
 
 # --- sources -> gold ids --------------------------------------------------------------------
@@ -254,25 +303,7 @@ def collection_state(settings: Settings, home: Path, collection: str) -> str:
 
 
 _UNKEYED = {"llm": ("threads", "timeout_s"), "embedding": ("batch_size", "query_threads", "device"),
-            "rerank": ("batch_size", "threads")}
-
-
-def prompt_digest() -> str:
-    """A digest of the prompts' wording (answer, gate, verify, support and judge questions), not of comments.
-
-    A cached result was produced by particular prompts: rewording one must not let old and new
-    answers mix in one run's numbers.
-    """
-    from rag.query.answer import support_prompt
-    from rag.query.prompt import answer_messages, answerable_messages, join_messages, verify_messages
-
-    parts: list[Any] = [answer_messages("Q", []), answerable_messages("Q", []), verify_messages("Q", "A", ["P"]),
-                        support_prompt("S", ["P"]), join_messages("Q", [])]
-    parts += short_answer_messages("Q", "A")
-    parts += [[q.role, q.body] for q in (
-        entailment_question(["P"], "C"), entailment_question(["P"], "C", "Q"), relevance_question("Q", "A"),
-        correctness_question("Q", "R", "A"))]
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+            "rerank": ("batch_size", "threads"), "eval": ("llm_timeout_s",)}
 
 
 def config_fingerprint(settings: Settings, options: EvalOptions, judge: LlmConfig | None) -> dict[str, Any]:
@@ -285,7 +316,7 @@ def config_fingerprint(settings: Settings, options: EvalOptions, judge: LlmConfi
                                       if judge is None else set())
     opts = {f.name: getattr(options, f.name) for f in fields(options) if f.name not in skip}
     return {
-        "version": EVAL_VERSION, "prompts": prompt_digest(), "settings": dumped, "options": opts,
+        "version": EVAL_VERSION, "prompts": prompts_digest(), "settings": dumped, "options": opts,
         "judge": None if judge is None else {"endpoint": endpoint_label(judge), "model": judge.model},
     }
 
@@ -300,7 +331,7 @@ class _Engine:
     its top ``[answer] k`` passages, the same ones ``rag ask`` would use.
     """
 
-    def __init__(self, settings: Settings, home: Path, options: EvalOptions, llm: Callable[[], Any]) -> None:
+    def __init__(self, settings: Settings, home: Path, options: EvalOptions, llm: Callable[[], Llm]) -> None:
         self.settings, self.home, self.options, self.llm = settings, home, options, llm
         self.answerer: Any = None
 
@@ -442,11 +473,16 @@ def _evaluate(entry: EvalItem, engine: _Engine | None, scorer: Scorer, mapper: S
     precomputed = item.answer is not None and item.contexts is not None
     if not precomputed and engine is not None:
         t0 = time.perf_counter()
+        stage, answer = "retrieval", None
         try:
             evidence = engine.gather(item.question)
             chunks = evidence.chunks
-            answer = None
+            retrieved = mapper.ranking(c.source for c in chunks)
+            top = chunks[: engine.settings.answer.k]
+            contexts = [c.text for c in top]
+            sources = [mapper.doc_id(c.source) for c in top]
             if not options.retrieval_only:
+                stage = "answer"
                 ans = engine.answer(item.question, evidence)
                 answer = ans.answer
                 timings.update({k: round(v, 3) for k, v in ans.timings.items()})
@@ -455,13 +491,11 @@ def _evaluate(entry: EvalItem, engine: _Engine | None, scorer: Scorer, mapper: S
                     "verified_probability": ans.verified_probability, "joined": ans.joined,
                     "notes": list(ans.notes),
                 }
-            retrieved = mapper.ranking(c.source for c in chunks)
-            top = chunks[: engine.settings.answer.k]
-            contexts = [c.text for c in top]
-            sources = [mapper.doc_id(c.source) for c in top]
         except ConfigError as exc:  # e.g. a question longer than the embedder reads: counts as nothing found
-            out["errors"].append({"metric": "retrieval", "error": str(exc)})
+            out["errors"].append({"metric": "retrieval", "kind": "input", "error": str(exc)})
             retrieved, answer, contexts, sources = [], None, [], []
+        except LlmError as exc:  # slow or failing endpoint: this question fails for now, the run goes on
+            out["errors"].append(_failure(stage, exc))
         timings["engine_s"] = round(time.perf_counter() - t0, 3)
     if retrieved is not None:
         out["retrieved"] = retrieved
@@ -473,7 +507,11 @@ def _evaluate(entry: EvalItem, engine: _Engine | None, scorer: Scorer, mapper: S
         out["contexts"] = contexts
         if sources:
             out["context_sources"] = sources
-        metrics.update(scorer.score(item, answer, contexts, out))
+        try:
+            metrics.update(scorer.score(item, answer, contexts, out))
+        except (LlmError, JudgeError) as exc:  # the judge's endpoint failed: no judged metrics for now
+            out["errors"].append(_failure("judge", exc))
+            out.setdefault("statements", [])
         cited = sorted({n for s in out["statements"] for n in s["citations"]})
         out["citations"] = [str(n) for n in cited]
         timings["score_s"] = round(time.perf_counter() - t1, 3)
@@ -501,6 +539,7 @@ def summarise(results: Sequence[dict[str, Any]], suite: str, collection: str | N
         mean = sum(values) / len(values)
         low, high = bootstrap_ci(values, n=n_boot, seed=0) if len(values) > 1 else (mean, mean)
         metrics[name] = MetricSummary(mean, low, high, len(values))
+    kinds = Counter(kind for r in results for kind in error_kinds(r))
     judges: dict[str, dict[str, str]] = {}
     for r in results:
         for key in ("judge", "ragas_judge"):
@@ -509,7 +548,8 @@ def summarise(results: Sequence[dict[str, Any]], suite: str, collection: str | N
     return EvalSummary(
         suite=suite, collection=collection, questions=len(results), cached=cached, metrics=metrics,
         per_question={r["id"]: dict(r.get("metrics", {})) for r in results}, judges=tuple(judges.values()),
-        errors=sum(len(r.get("errors") or []) for r in results), seconds=seconds,
+        errors=sum(kinds.values()), seconds=seconds, errors_by_kind=dict(sorted(kinds.items())),
+        retry=tuple(r["id"] for r in results if r.get("errors") and needs_retry(r)),
     )
 
 
@@ -536,9 +576,10 @@ def _judge_factories(settings: Settings, home: Path, options: EvalOptions, share
 
 
 def eval_settings(settings: Settings) -> Settings:
-    """The user's settings with answers at temperature 0 and no answer-time support check (the judge does it)."""
+    """The user's settings with answers at temperature 0, ``[eval] llm_timeout_s`` for every LLM call, and no
+    answer-time support check (the judge does it)."""
     return settings.model_copy(update={
-        "llm": settings.llm.model_copy(update={"temperature": 0.0}),
+        "llm": settings.llm.model_copy(update={"temperature": 0.0, "timeout_s": settings.eval.llm_timeout_s}),
         "answer": settings.answer.model_copy(update={"check_support": False}),
     })
 
@@ -556,7 +597,7 @@ def _run(entries: Sequence[EvalItem], source: Path, settings: Settings, home: Pa
     cache = ResultCache(_cache_path(home, source, collection), enabled=options.use_cache)
     keys = {e.item.id: _digest({"item": e.item.to_json(), "retrieved": e.retrieved, "sources": e.context_sources,
                                 "config": fingerprint, "state": state}) for e in entries}
-    todo = [e for e in entries if cache.get(keys[e.item.id]) is None]
+    todo = [e for e in entries if needs_retry(cache.get(keys[e.item.id]))]
     if progress is not None:
         progress.start(len(todo), len(entries) - len(todo))
     gold = {g for e in entries for g in e.item.gold_sources or ()}
@@ -572,11 +613,16 @@ def _run(entries: Sequence[EvalItem], source: Path, settings: Settings, home: Pa
     judge_factory, ragas_factory = _judge_factories(settings, home, options, shared, judge_llm)
     scorer = Scorer(judge_factory, ragas_factory)
     engine = _Engine(settings, home, options, shared) if needs_engine else None
+    fresh: dict[str, dict[str, Any]] = {}
     try:
         for entry in todo:
             result = _evaluate(entry, engine, scorer, mapper, options)
             result["key"] = keys[entry.item.id]
-            cache.put(keys[entry.item.id], result)
+            fresh[entry.item.id] = result
+            if not needs_retry(result):  # a failure is not a result: the next run asks again
+                cache.put(keys[entry.item.id], result)
+            elif progress is not None:
+                progress.failed(entry.item.id, [k for k in error_kinds(result) if k in RETRIED_KINDS])
             if progress is not None:
                 progress.advance(entry.item.id)
     finally:
@@ -587,7 +633,7 @@ def _run(entries: Sequence[EvalItem], source: Path, settings: Settings, home: Pa
                 engine.close()
             for c in shared_client:
                 c.close()
-    results = [cache.get(keys[e.item.id]) or {} for e in entries]
+    results = [fresh.get(e.item.id) or cache.get(keys[e.item.id]) or {} for e in entries]
     summary = summarise(results, str(source), collection, cached=len(entries) - len(todo),
                         seconds=time.perf_counter() - started)
     return results, summary

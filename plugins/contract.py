@@ -174,20 +174,20 @@ class RetrieverContract:
             assert plain == empty, f"query {query!r}: no filter gave {plain}, an empty filter {empty}"
 
     def test_file_type_filter(self, retriever: Retriever, contract_queries: Sequence[str]) -> None:
-        """With ``file_types=(T,)`` every result has payload ``file_type == T``.
+        """With ``file_types=(T,)`` every result has ``file_type == T``.
 
         Uses the first contract query whose unfiltered results include a chunk of
         type T, so the filtered search must find something too.
         """
         wanted = self.filter_file_type
         for query, results in self.answered(retriever, contract_queries):
-            if any(r.payload.get("file_type") == wanted for r in results):
+            if any(r.file_type == wanted for r in results):
                 break
         else:
             pytest.skip(f"no contract query returns a {wanted!r} chunk; nothing to filter")
         filtered = self.run(retriever, query, self.k, SearchFilter(file_types=(wanted,)))
         assert filtered, f"query {query!r} finds {wanted!r} chunks unfiltered but none with file_types=({wanted!r},)"
-        types = [r.payload.get("file_type") for r in filtered]
+        types = [r.file_type for r in filtered]
         assert all(t == wanted for t in types), f"file_types=({wanted!r},) let through {types}"
 
     def test_source_glob_filter(self, retriever: Retriever, contract_queries: Sequence[str]) -> None:

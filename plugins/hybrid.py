@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rag.query.fuse import fuse
+from rag.query.merge import merge
 from rag.query.retrieve import Retriever, RetrieverContext, ScoredChunk, SearchFilter, make_retriever
 
 
@@ -20,7 +20,7 @@ class HybridRetriever:
         """Top ``k`` fused chunks; each keeps every part's rank and score."""
         depth = max(k, self.config.candidates)
         rankings = {part.name: part.retrieve(query, depth, flt) for part in self.parts}
-        return fuse(rankings, self.config.weights, self.config.fusion, self.config.rrf_k, label=self.name)[:k]
+        return merge(rankings, self.config.weights, self.config.fusion, self.config.rrf_k, label=self.name)[:k]
 
 
 def factory(ctx: RetrieverContext) -> HybridRetriever:

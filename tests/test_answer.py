@@ -33,8 +33,7 @@ def test_ask_returns_checked_citations(settings: Settings, rag_home: Path, embed
     assert all(1 <= c.n <= n_sources for c in answer.citations)
     for c in answer.citations:
         chunk = answer.sources[c.n - 1]
-        assert (c.chunk_id, c.source, c.start, c.end) == (chunk.chunk_id, chunk.source, chunk.payload["start"],
-                                                        chunk.payload["end"])
+        assert (c.chunk_id, c.source, c.start, c.end) == (chunk.chunk_id, chunk.source, chunk.start, chunk.end)
     for s in answer.sentences:
         assert all(1 <= n <= n_sources for n in s.sources)
         assert s.supported is None or (s.sources and 0.0 <= (s.support_probability or 0.0) <= 1.0)
@@ -64,7 +63,7 @@ def test_uncited_sentences_get_checked_citations_and_exact_quotes(settings: Sett
         q = s.quote
         assert q is not None and q.n in s.sources
         chunk = answer.sources[q.n - 1]
-        offset = q.start - chunk.payload["start"]
+        offset = q.start - chunk.start
         assert chunk.text[offset:offset + len(q.text)] == q.text and q.end - q.start == len(q.text)
     assert {c.n for c in answer.citations} == {n for s in answer.sentences for n in s.sources}
     added = {c.n for c in answer.citations if c.attributed}
@@ -104,8 +103,10 @@ def test_verify_withdraws_a_draft_the_llm_does_not_confirm(settings: Settings, r
     finally:
         answerer.searcher.close()
     assert plain.verified_probability is None and "verify_s" not in plain.timings
-    if plain.refused:  # the tiny model refused by itself: nothing to verify
-        assert answer.verified_probability is None
+    # Decided on ``answer`` itself: llama.cpp's prompt cache makes two greedy drafts of one prompt differ
+    # now and then, so ``plain`` may refuse where ``answer``'s draft did not.
+    if answer.verified_probability is None:  # the tiny model refused by itself: nothing to verify
+        assert answer.refused and not answer.withdrawn and "verify_s" not in answer.timings
         return
     p = answer.verified_probability
     assert p is not None and 0.0 <= p <= 1.0 and "verify_s" in answer.timings
@@ -138,7 +139,7 @@ def test_join_asks_again_when_a_later_hop_added_sources(settings: Settings, rag_
                                                        tiny_llm) -> None:  # type: ignore[no-untyped-def]
     from dataclasses import replace
 
-    from rag.query.prompt import JOIN_SYSTEM
+    from rag.core.prompts import JOIN_SYSTEM
 
     Ingestor(settings, rag_home, embedder=embedder).run([docs])
     question = "How often should succulents be watered?"

@@ -262,11 +262,11 @@ def test_answers_and_judge_with_smollm2(suite: Path, tmp_path: Path, rag_home: P
 
 def test_rewording_a_prompt_changes_the_cache_key(monkeypatch: pytest.MonkeyPatch) -> None:
     """Cached answers from an older prompt must not be reused: the prompts' wording is part of the key."""
-    import rag.query.prompt
+    import rag.core.prompts
     from evals.run import EvalOptions, config_fingerprint
     from rag.core.config import Settings
 
     before = config_fingerprint(Settings(), EvalOptions(), None)
     assert config_fingerprint(Settings(), EvalOptions(), None) == before
-    monkeypatch.setattr(rag.query.prompt, "SYSTEM", rag.query.prompt.SYSTEM + " Be brief.")
+    monkeypatch.setattr(rag.core.prompts, "ANSWER_SYSTEM", rag.core.prompts.ANSWER_SYSTEM + " Be brief.")
     assert config_fingerprint(Settings(), EvalOptions(), None)["prompts"] != before["prompts"]

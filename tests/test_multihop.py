@@ -11,7 +11,7 @@ from ingest.pipeline import Ingestor
 from rag.query.answer import Answerer, explain_lines
 from rag.core.config import Settings
 from rag.query.multihop import chunk_titles, mentions, names_match, parse_next_query
-from rag.query.retrieve import ScoredChunk
+from rag.core.records import ScoredChunk
 from tests.conftest import write
 from tests.test_cli import one_line_error, rag
 
@@ -69,14 +69,15 @@ def test_mentions_are_capitalised_runs() -> None:
 
 
 def test_names_match_titles() -> None:
-    chunk = ScoredChunk("c1", "Kiss and Tell (1945 film)\n\nKiss and Tell is a film.", "/d/Kiss_and_Tell_(1945_film).txt",
-                        1.0, {"chunk_index": 0, "headings": []})
+    chunk = ScoredChunk(chunk_id="c1", text="Kiss and Tell (1945 film)\n\nKiss and Tell is a film.",
+                        source="/d/Kiss_and_Tell_(1945_film).txt", score=1.0, chunk_index=0, headings=())
     assert chunk_titles(chunk) == {"kiss and tell"}
     assert names_match("Kiss and Tell", chunk_titles(chunk))
     assert names_match("the Kiss and Tell", chunk_titles(chunk))
     assert not names_match("Tell", chunk_titles(chunk))  # a short fragment is no link
     assert not names_match("Shirley Temple", chunk_titles(chunk))
-    later = ScoredChunk("c2", "she later retired", "/d/Shirley_Temple.txt", 1.0, {"chunk_index": 1})
+    later = ScoredChunk(chunk_id="c2", text="she later retired", source="/d/Shirley_Temple.txt", score=1.0,
+                        chunk_index=1)
     assert chunk_titles(later) == {"shirley temple"}  # only the file name: the text's first line is no title
 
 

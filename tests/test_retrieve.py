@@ -10,19 +10,20 @@ from ingest.pipeline import Ingestor
 from rag.core.config import Settings
 from rag.core.embed import packaged_minilm_path
 from rag.core.errors import ConfigError, RagError, StoreError
-from rag.query.fuse import fuse
-from rag.query.retrieve import ScoredChunk, SearchFilter, parse_filters
+from rag.query.merge import merge
+from rag.core.records import ScoredChunk, SearchFilter
+from rag.query.retrieve import parse_filters
 from rag.query.search import Searcher
 
 
 def _chunk(cid: str, name: str, rank: int, score: float) -> ScoredChunk:
-    return ScoredChunk(cid, cid, "/s", score, scores={name: score}, ranks={name: rank})
+    return ScoredChunk(chunk_id=cid, text=cid, source="/s", score=score, scores={name: score}, ranks={name: rank})
 
 
 def test_weighted_rrf_by_hand() -> None:
     dense = [_chunk("a", "dense", 1, 0.9), _chunk("b", "dense", 2, 0.8)]
     bm25 = [_chunk("b", "bm25", 1, 7.0), _chunk("c", "bm25", 2, 3.0)]
-    fused = fuse({"dense": dense, "bm25": bm25}, {"dense": 1.0, "bm25": 0.5}, "rrf", rrf_k=60)
+    fused = merge({"dense": dense, "bm25": bm25}, {"dense": 1.0, "bm25": 0.5}, "rrf", rrf_k=60)
     # a: 1/61 = 0.016393; b: 1/62 + 0.5/61 = 0.024326; c: 0.5/62 = 0.008065
     assert [c.chunk_id for c in fused] == ["b", "a", "c"]
     assert fused[0].score == pytest.approx(1 / 62 + 0.5 / 61)
@@ -33,7 +34,7 @@ def test_weighted_rrf_by_hand() -> None:
 def test_score_fusion_by_hand() -> None:
     dense = [_chunk("a", "dense", 1, 0.9), _chunk("b", "dense", 2, 0.5)]
     bm25 = [_chunk("b", "bm25", 1, 10.0), _chunk("c", "bm25", 2, 4.0), _chunk("a", "bm25", 3, 2.0)]
-    fused = fuse({"dense": dense, "bm25": bm25}, None, "score")
+    fused = merge({"dense": dense, "bm25": bm25}, None, "score")
     # min-max: dense a=1, b=0; bm25 b=1, c=0.25, a=0 -> a=1, b=1, c=0.25; tie a/b broken by id
     assert [(c.chunk_id, round(c.score, 4)) for c in fused] == [("a", 1.0), ("b", 1.0), ("c", 0.25)]
 
@@ -67,7 +68,7 @@ def test_filters_apply_inside_the_store(collection, rag_home) -> None:  # type: 
             none = searcher.search("plants", k=10, flt=parse_filters(["source=*.docx"]))
         finally:
             searcher.close()
-        assert md.results and all(r.payload["file_type"] == "md" for r in md.results), name
+        assert md.results and all(r.file_type == "md" for r in md.results), name
         assert glob.results and all("/sub/" in r.source for r in glob.results), name
         assert none.results == (), name
 

@@ -12,7 +12,6 @@ from rag.query.answer import Answerer
 from rag.core.config import RouteConfig, Settings
 from rag.core.errors import StoreError
 from rag.query.route import (
-    COLLECTION_KEY,
     choose_route,
     descriptions,
     parse_route_reply,
@@ -82,10 +81,10 @@ def test_embedding_router_sends_each_question_to_its_collection(described: Path)
         answerer.close_searchers()
     assert plants.route.collections == ("plants",) and plants.route.mode == "embedding"
     assert plants.route.scores["plants"] > plants.route.scores["cooking"]
-    assert {c.payload[COLLECTION_KEY] for c in plants.chunks} == {"plants"}
+    assert {c.collection for c in plants.chunks} == {"plants"}
     assert "succulents" in plants.chunks[0].text
     assert cooking.route.collections == ("cooking",)
-    assert {c.payload[COLLECTION_KEY] for c in cooking.chunks} == {"cooking"}
+    assert {c.collection for c in cooking.chunks} == {"cooking"}
     assert plants.llm_calls == 0 and plants.as_dict()["route"]["scores"].keys() == {"plants", "cooking"}
 
 
@@ -97,7 +96,7 @@ def test_wide_margin_searches_both_and_merges(described: Path) -> None:
         answerer.close_searchers()
     assert set(evidence.route.collections) == {"plants", "cooking"}
     assert evidence.route.collections[0] == "plants"  # best first
-    by = [c.payload[COLLECTION_KEY] for c in evidence.chunks]
+    by = [c.collection for c in evidence.chunks]
     assert by[0] == "plants" and "cooking" in by  # merged by reciprocal rank: each collection's best near the top
     assert len({c.chunk_id for c in evidence.chunks}) == 4
     assert all("collections" in c.scores for c in evidence.chunks)
@@ -115,7 +114,7 @@ def test_max_collections_and_explicit_collection(described: Path) -> None:
     finally:
         fixed.close_searchers()
     assert evidence.route.collections == ("cooking",) and evidence.route.mode == "fixed"
-    assert {c.payload[COLLECTION_KEY] for c in evidence.chunks} == {"cooking"}
+    assert {c.collection for c in evidence.chunks} == {"cooking"}
 
 
 def test_route_mode_none_uses_default(described: Path) -> None:

@@ -222,6 +222,7 @@ def test_rag_serve_process_is_found_by_the_cli_holds_the_store_and_stops_cleanly
     for name, text in DOCS.items():
         write(docs / name, text)
     ingest([str(docs)], Settings.model_validate(SETTINGS), home)
+    write(home / "config.toml", "[rerank]\nenabled = false\n")  # one model less to load in the subprocess
     proc = rag_proc(home, "serve", "--port", "0", "--no-warm")
     try:
         deadline = time.monotonic() + 120

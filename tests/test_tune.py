@@ -120,10 +120,11 @@ def test_compact_weights_round_trip_and_skip_frozen_embeddings(tmp_path: Path) -
     assert Reranker(str(tmp_path)).blend == 0.3  # the product's loader takes the recommended blend
     assert Reranker(str(tmp_path), blend=1.0).blend == 1.0
 
-    from rag.query.retrieve import ScoredChunk
+    from rag.core.records import ScoredChunk
 
     rr = Reranker(str(tmp_path))
-    hits = [ScoredChunk(name, text, f"{name}.txt", 1.0 - i / 10) for i, (name, text) in enumerate(TOPICS.items())]
+    hits = [ScoredChunk(chunk_id=name, text=text, source=f"{name}.txt", score=1.0 - i / 10)
+            for i, (name, text) in enumerate(TOPICS.items())]
     fresh = rr.rerank("what causes tides", hits, 3)
     given = rr.rerank("what causes tides", hits, 3, rr.scores("what causes tides", [h.text for h in hits[:3]]))
     assert [c.chunk_id for c in given] == [c.chunk_id for c in fresh] and len(fresh) == len(hits)

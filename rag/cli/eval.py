@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import click
 
@@ -33,6 +33,7 @@ class EvalProgress:
             console=Console(stderr=True), disable=not enabled,
         )  # fmt: skip
         self._task = self._bar.add_task("questions", total=None, detail="", visible=False)
+        self._errors: dict[str, int] = {}
 
     def __enter__(self) -> EvalProgress:
         self._bar.__enter__()
@@ -46,8 +47,15 @@ class EvalProgress:
         label = f"questions ({cached} cached)" if cached else "questions"
         self._bar.update(self._task, total=total, description=label, visible=True)
 
+    def failed(self, question_id: str, kinds: Sequence[str]) -> None:
+        """Count a question that failed for now; the bar shows the count by kind from here on."""
+        for kind in dict.fromkeys(kinds):
+            self._errors[kind] = self._errors.get(kind, 0) + 1
+
     def advance(self, question_id: str) -> None:
-        self._bar.update(self._task, advance=1, detail=str(question_id)[:24])
+        failed = ", ".join(f"{n} {kind}" for kind, n in sorted(self._errors.items()))
+        detail = str(question_id)[:24] + (f"  [red]failed: {failed}[/]" if failed else "")
+        self._bar.update(self._task, advance=1, detail=detail)
 
 
 def _judge_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -96,7 +104,12 @@ def _emit(results: list[dict[str, Any]], summary: Any, as_json: bool, report: st
         click.echo(f"rag: wrote report {files[0]}" + (f" and {len(files) - 1} chart(s)" if len(files) > 1 else ""),
                    err=True)
     if summary.errors:
-        click.echo(f"rag: note: {summary.errors} judge/engine error(s); see the errors of each line (--out)", err=True)
+        kinds = ", ".join(f"{kind} {n}" for kind, n in summary.errors_by_kind.items())
+        click.echo(f"rag: note: {summary.errors} error(s) ({kinds}); see the errors of each line (--out)", err=True)
+    if summary.retry:
+        shown = ", ".join(summary.retry[:5]) + (", ..." if len(summary.retry) > 5 else "")
+        click.echo(f"rag: note: {len(summary.retry)} question(s) failed for now ({shown}), their failed parts left "
+                   "out of the metrics; run the same command again to retry only those", err=True)
     if as_json:
         click.echo(json.dumps(summary.as_dict(), ensure_ascii=False))
         return

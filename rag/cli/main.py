@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 
-from rag.core.config import Settings, default_config_toml, load_settings, resolve_home
+from rag.core.config import Settings, default_config_toml
+from rag.cli.text import plain
 from rag.cli.context import EXIT_ERROR, EXIT_NOTHING, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, Context, handle_errors  # noqa: F401
+from rag.cli.context import show_warnings_as_notes
 from rag.cli.busy import wait_for_store
 from rag.core.errors import RagError
 
@@ -35,6 +37,7 @@ def main(ctx: click.Context, home: str | None) -> None:
       rag ingest ~/docs
       rag status
     """
+    show_warnings_as_notes()
     ctx.obj = Context(home)
 
 
@@ -74,7 +77,7 @@ def ingest(obj: Context, paths: tuple[str, ...], collection: str, as_json: bool)
         click.echo(json.dumps(report.as_dict(), ensure_ascii=False))
     else:
         print_ingest_summary(report)
-    if report.files_ingested == 0 and report.files_unchanged == 0 and report.chunks_total == 0:
+    if report.files_ingested == 0 and report.files_unchanged == 0:  # same in a new or an existing collection
         if not report.files_failed:
             click.echo("rag: no supported files found; see the README for the formats read", err=True)
         sys.exit(EXIT_NOTHING)
@@ -132,8 +135,10 @@ def search(obj: Context, query: str, k: int, collection: str, retriever: str | N
     from rag.query.search import search as run_search
 
     flt = parse_filters(list(filters))
-    if k <= 0:
-        raise RagError(f"-k must be at least 1 (got {k})")
+    from rag.query.search import MAX_K
+
+    if not 1 <= k <= MAX_K:  # before any model is loaded
+        raise RagError(f"-k must be between 1 and {MAX_K} (got {k})")
     from rag.cli.serve import search_result, server_for
 
     server = server_for(obj)
@@ -143,7 +148,7 @@ def search(obj: Context, query: str, k: int, collection: str, retriever: str | N
         result = wait_for_store(lambda: run_search(query, obj.settings, obj.home, collection, k, retriever,
                                                    False if no_rerank else None, flt), obj.home, collection)
     for note in result.notes:
-        click.echo(f"rag: note: {note}", err=True)
+        click.echo(f"rag: note: {plain(note)}", err=True)
     if as_json:
         click.echo(json.dumps(result.as_dict(), ensure_ascii=False))
         return
@@ -215,14 +220,14 @@ def ask(obj: Context, question: str, collection: str | None, retriever: str | No
     answerer = wait_for_store(lambda: Answerer(settings, obj.home, collection, retriever=retriever), obj.home, collection)
     try:
         def echo_token(delta: str) -> None:
-            click.echo(delta, nl=False)
+            click.echo(plain(delta, newlines=True), nl=False)
             sys.stdout.flush()
 
         answer = answerer.ask(question, on_token=None if as_json else echo_token)
     finally:
         answerer.close()
     for note in answer.notes:
-        click.echo(f"rag: note: {note}", err=True)
+        click.echo(f"rag: note: {plain(note)}", err=True)
     if as_json:
         click.echo(json.dumps(answer.as_dict(), ensure_ascii=False))
         return
@@ -236,12 +241,12 @@ def _print_answer_tail(answer: Any, explain: bool) -> None:
     from rag.cli.render import print_answer_sources
 
     if answer.withdrawn:
-        click.echo(f"\n{answer.answer} (withdrawn: the sources do not support the draft above)")
+        click.echo(f"\n{plain(answer.answer, newlines=True)} (withdrawn: the sources do not support the draft above)")
     print_answer_sources(answer, explain)
     if explain:
         sys.stdout.flush()
         for line in explain_lines(answer):
-            click.echo(line)
+            click.echo(plain(line))
 
 
 @main.command()
@@ -306,21 +311,21 @@ def chat(obj: Context, collection: str | None, retriever: str | None, expand: st
                 else:
                     for n, chunk in enumerate(session.last.sources, 1):
                         where = chunk.source + (f", page {chunk.page}" if chunk.page is not None else "")
-                        click.echo(f"[{n}] {where}: {' '.join(chunk.text.split())[:200]}")
+                        click.echo(plain(f"[{n}] {where}: {' '.join(chunk.text.split())[:200]}"))
             elif line.startswith("/"):
-                click.echo(f"unknown command {line}; /help lists them", err=True)
+                click.echo(f"unknown command {plain(line)}; /help lists them", err=True)
             else:
                 try:
-                    answer = session.turn(line, on_token=lambda d: (click.echo(d, nl=False), sys.stdout.flush()))
+                    answer = session.turn(line, on_token=lambda d: (click.echo(plain(d, newlines=True), nl=False), sys.stdout.flush()))
                 except KeyboardInterrupt:
                     click.echo("\n(answer stopped)", err=True)
                     continue
                 except RagError as exc:
-                    click.echo(f"\nrag: error: {exc}", err=True)
+                    click.echo(f"\nrag: error: {plain(exc)}", err=True)
                     continue
                 click.echo("")
                 for note in answer.notes:
-                    click.echo(f"rag: note: {note}", err=True)
+                    click.echo(f"rag: note: {plain(note)}", err=True)
                 _print_answer_tail(answer, explain)
     finally:
         answerer.close()
@@ -370,7 +375,7 @@ def collections_list(obj: Context, as_json: bool) -> None:
         click.echo(json.dumps(found, ensure_ascii=False))
         return
     for name, text in found.items():
-        click.echo(f"{name}: {text}" if text else name)
+        click.echo(plain(f"{name}: {text}" if text else name))
 
 
 @main.group()
@@ -506,6 +511,9 @@ from rag.cli.eval import register_eval_commands  # noqa: E402
 
 register_eval_commands(eval_group, handle_errors)  # rag eval run | score | compare
 main.add_command(tune)  # rag tune reranker | embedder
+from rag.cli.doctor import doctor  # noqa: E402
+
+main.add_command(doctor)  # rag doctor
 from rag.cli.serve import mcp, serve  # noqa: E402
 
 main.add_command(serve)  # rag serve

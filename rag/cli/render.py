@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ingest.pipeline import IngestReport
+from rag.cli.text import markup, plain
 
 if TYPE_CHECKING:  # only for annotations: keep `rag ingest` from importing the search stack
     from rag.query.answer import Answer
@@ -56,7 +57,7 @@ class IngestProgress:
 
     def file_done(self, source: str, chunks: int) -> None:
         name = source.rsplit("/", 1)[-1]
-        self._bar.update(self._files, advance=1, detail=name[:40])
+        self._bar.update(self._files, advance=1, detail=markup(name[:40]))
 
     def embedded(self, chunks: int) -> None:
         self._embedded += chunks
@@ -64,30 +65,30 @@ class IngestProgress:
         self._bar.update(self._chunks, completed=self._embedded, detail=f"{rate:.0f} chunks/s")
 
     def note(self, message: str) -> None:
-        stderr.print(f"[yellow]rag:[/] {message}")
+        stderr.print(f"[yellow]rag:[/] {markup(message)}")
 
 
 def print_ingest_summary(report: IngestReport) -> None:
     """The human-readable summary table (stdout), then failures and skips."""
     r = report
     stdout.print(
-        f"[bold]Ingest into '{r.collection}':[/] files: {r.files_added} added, {r.files_updated} updated, "
+        f"[bold]Ingest into '{markup(r.collection)}':[/] files: {r.files_added} added, {r.files_updated} updated, "
         f"{r.files_unchanged} unchanged, {r.files_deleted} deleted, {len(r.files_failed)} failed; "
         f"chunks: {r.chunks_total} in all, {r.chunks_embedded} embedded, {r.chunks_reused} reused, "
         f"{r.chunks_removed} removed; {r.seconds:.1f} s",
         highlight=False,
     )
-    stdout.print(f"store: {report.store}")
+    stdout.print(f"store: {markup(report.store)}", highlight=False)
     for path in report.deleted:
-        stdout.print(f"[dim]removed[/] {path}")
+        stdout.print(f"[dim]removed[/] {markup(path)}", highlight=False)
     if report.files_failed:
         stdout.print(f"[red]{len(report.files_failed)} file(s) could not be ingested:[/]")
         for issue in report.files_failed:
-            stdout.print(f"  {issue.path}: {issue.reason}", highlight=False)
+            stdout.print(f"  {markup(issue.path)}: {markup(issue.reason)}", highlight=False)
     if report.files_skipped:
         stdout.print(f"[yellow]{len(report.files_skipped)} file(s) skipped:[/]")
         for issue in report.files_skipped:
-            stdout.print(f"  {issue.path}: {issue.reason}", highlight=False)
+            stdout.print(f"  {markup(issue.path)}: {markup(issue.reason)}", highlight=False)
 
 
 def print_search(result: "SearchResult", explain: bool) -> None:
@@ -96,15 +97,15 @@ def print_search(result: "SearchResult", explain: bool) -> None:
         stdout.print("no results")
         return
     for rank, r in enumerate(result.results, 1):
-        where = r.source + (f" p.{r.page}" if r.page is not None else "")
-        heading = " > ".join(r.payload.get("headings") or [])
+        where = markup(r.source + (f" p.{r.page}" if r.page is not None else ""))
+        heading = markup(" > ".join(r.headings))
         stdout.print(f"[bold]{rank}.[/] [cyan]{where}[/]" + (f"  [dim]{heading}[/]" if heading else "")
                      + f"  [dim]score {r.score:.4f}[/]", highlight=False)
-        snippet = " ".join(r.text.split())
+        snippet = plain(" ".join(r.text.split()))
         stdout.print("   " + (snippet[:300] + ("…" if len(snippet) > 300 else "")), highlight=False, markup=False)
     if explain:
         stages = sorted({s for r in result.results for s in r.ranks})
-        table = Table(title=f"retriever: {result.retriever}" + (" + rerank" if result.reranked else ""))
+        table = Table(title=f"retriever: {markup(result.retriever)}" + (" + rerank" if result.reranked else ""))
         table.add_column("#", justify="right")
         table.add_column("chunk")
         for stage in stages:
@@ -127,7 +128,7 @@ def print_answer_sources(answer: "Answer", explain: bool) -> None:
         stdout.print("\n[bold]Sources[/]")
         for c in answer.citations:
             chunk = answer.sources[c.n - 1]
-            where = c.source + (f", page {c.page}" if c.page is not None else "")
+            where = markup(c.source + (f", page {c.page}" if c.page is not None else ""))
             mark = {True: "[green]supported[/]", False: "[red]not supported[/]", None: ""}[c.supported]
             added = " [dim](citation added by rag)[/]" if c.attributed else ""
             quotes = [s.quote for s in answer.sentences if c.n in s.sources and s.quote is not None and s.quote.n == c.n]
@@ -135,17 +136,18 @@ def print_answer_sources(answer: "Answer", explain: bool) -> None:
                 spans = ", ".join(f"{q.start}-{q.end}" for q in dict.fromkeys(quotes))
                 stdout.print(f"[{c.n}] [cyan]{where}[/] chars {spans} {mark}{added}", highlight=False)
                 for q in dict.fromkeys(quotes):
-                    text = " ".join(q.text.split())
+                    text = plain(" ".join(q.text.split()))
                     stdout.print("    \u201c" + text[:240] + ("…" if len(text) > 240 else "") + "\u201d",
                                  markup=False, highlight=False)
                 continue
             stdout.print(f"[{c.n}] [cyan]{where}[/] chars {c.start}-{c.end} {mark}{added}", highlight=False)
-            snippet = " ".join(chunk.text.split())
+            snippet = plain(" ".join(chunk.text.split()))
             stdout.print("    " + snippet[:240] + ("…" if len(snippet) > 240 else ""), markup=False, highlight=False)
     if explain:
-        stdout.print(f"\nquery: {answer.queries[0]}\nroute: {', '.join(answer.route)}")
+        stdout.print(f"\nquery: {plain(answer.queries[0])}\nroute: {plain(', '.join(answer.route))}",
+                     markup=False, highlight=False)
         for s in answer.sentences:
             verdict = {True: "supported", False: "NOT supported", None: "not checked"}[s.supported]
             cites = str(list(s.sources)) + (" added" if s.attributed else "")
-            stdout.print(f"  - {verdict} {cites}: {s.text}", markup=False, highlight=False)
+            stdout.print(f"  - {verdict} {cites}: {plain(s.text)}", markup=False, highlight=False)
         stdout.print("timings: " + ", ".join(f"{k} {v:.2f}" for k, v in answer.timings.items()))

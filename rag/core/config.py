@@ -196,6 +196,15 @@ class LlmConfig(_Section):
     max_tokens: int = Field(512, ge=1, le=32768)
 
 
+class EvalConfig(_Section):
+    """`rag eval run` and `rag eval score`: budgets for long evaluation runs."""
+
+    llm_timeout_s: float = Field(
+        600.0, gt=0, description="Seconds one LLM call (answer or judge) may take during an eval run, in place of "
+        "[llm] timeout_s: CPU answers over k long passages can take minutes. A call that runs over is recorded as "
+        "a timeout error on its question, the run goes on, and the next run retries it.")
+
+
 class ServeConfig(_Section):
     """`rag serve`: the resident engine that owns the collections and models; the CLI, HTTP and MCP are its clients."""
 
@@ -225,6 +234,7 @@ class Settings(_Section):
     route: RouteConfig = RouteConfig()
     multihop: MultihopConfig = MultihopConfig()
     llm: LlmConfig = LlmConfig()
+    eval: EvalConfig = EvalConfig()
     serve: ServeConfig = ServeConfig()
 
 

@@ -13,7 +13,7 @@ import socket
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Protocol, Sequence
 
 import numpy as np
 
@@ -93,7 +93,22 @@ class EmbedderInfo:
     max_seq_length: int
 
 
-class Embedder:
+class Embedder(Protocol):
+    """What the query stages and retrievers use of an embedding model (``SentenceEmbedder`` is the one in use)."""
+
+    @property
+    def info(self) -> EmbedderInfo: ...
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-length float32 rows, one per text."""
+        ...
+
+    def count_tokens(self, text: str) -> int:
+        """How many tokens the model reads for ``text`` (special tokens included)."""
+        ...
+
+
+class SentenceEmbedder:
     """A loaded sentence-transformers bi-encoder producing normalised float32 vectors."""
 
     def __init__(self, model: str, device: str = "cpu", batch_size: int = 64) -> None:
@@ -129,8 +144,12 @@ class Embedder:
         )
         return np.asarray(vectors, dtype=np.float32)
 
+    def count_tokens(self, text: str) -> int:
+        """How many tokens the model reads for ``text`` (special tokens included), to reject over-long queries."""
+        return len(self.model.tokenizer(text, add_special_tokens=True)["input_ids"])
+
 
 @lru_cache(maxsize=4)
-def get_embedder(model: str, device: str = "cpu", batch_size: int = 64) -> Embedder:
+def get_embedder(model: str, device: str = "cpu", batch_size: int = 64) -> SentenceEmbedder:
     """A process-wide cached embedder (loading takes seconds)."""
-    return Embedder(model, device=device, batch_size=batch_size)
+    return SentenceEmbedder(model, device=device, batch_size=batch_size)

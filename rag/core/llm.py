@@ -23,7 +23,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
 
 import httpx
 import openai
@@ -32,7 +32,7 @@ from rag.core.config import LlmConfig
 from rag.core.errors import RagError
 from rag.core.llm_models import model_alias, resolve_gguf
 
-__all__ = ["LlmClient", "LlmError", "LocalServer"]
+__all__ = ["Llm", "LlmClient", "LlmError", "LocalServer"]
 
 Messages = list[dict[str, Any]]
 log = logging.getLogger(__name__)
@@ -40,6 +40,36 @@ log = logging.getLogger(__name__)
 
 class LlmError(RagError):
     """The LLM endpoint could not be reached or refused a request (message: one line, what to set)."""
+
+
+class Llm(Protocol):
+    """What the query stages and evaluations use of a chat model (``LlmClient`` is the one in use).
+
+    Tests wrap the real client to inject a reply; anything with these methods will do.
+    """
+
+    @property
+    def endpoint(self) -> str:
+        """A human description of the endpoint, for messages."""
+        ...
+
+    def chat(self, messages: Messages, *, max_tokens: int | None = None, temperature: float | None = None,
+             stop: list[str] | None = None, json_mode: bool = False) -> str:  # fmt: skip
+        """The assistant's full answer to ``messages``."""
+        ...
+
+    def stream(self, messages: Messages, *, max_tokens: int | None = None, temperature: float | None = None,
+               stop: list[str] | None = None, json_mode: bool = False) -> Iterator[str]:  # fmt: skip
+        """The answer's text deltas as they arrive."""
+        ...
+
+    def yes_probability(self, prompt: str | Messages) -> float:
+        """P(Yes) / (P(Yes) + P(No)) for the next token after ``prompt``, for a yes/no judge."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection (and stop a local server)."""
+        ...
 
 
 def _free_port(host: str) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Mapping
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,3 +78,40 @@ class Chunk:
             "page_end": self.page_end,
             "headings": list(self.headings),
         }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScoredChunk:
+    """A retrieved chunk with its final score, every stage's rank and score, and where it sits in its document.
+
+    The location fields are the stored ``Chunk``'s (``None`` where a retriever does not know
+    them); ``collection`` is set when several collections' results are merged, so each result
+    says where it came from.
+    """
+
+    chunk_id: str
+    text: str
+    source: str
+    score: float
+    scores: Mapping[str, float] = field(default_factory=dict)
+    ranks: Mapping[str, int] = field(default_factory=dict)
+    start: int | None = None
+    end: int | None = None
+    page: int | None = None
+    page_end: int | None = None
+    headings: tuple[str, ...] = ()
+    file_type: str | None = None
+    chunk_index: int | None = None
+    collection: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SearchFilter:
+    """Metadata conditions applied inside the store: every given condition must hold."""
+
+    source_globs: tuple[str, ...] = ()
+    file_types: tuple[str, ...] = ()
+    fields: Mapping[str, str | int | bool] = field(default_factory=dict)
+
+    def is_empty(self) -> bool:
+        return not (self.source_globs or self.file_types or self.fields)

@@ -8,55 +8,30 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from rag.query.attribute import Attributed, attribute
-from rag.query.cite import REFUSAL, CitedSentence, add_markers, is_refusal, parse_answer
+from rag.query.cite import (
+    REFUSAL,
+    CheckedSentence,
+    Citation,
+    CitedSentence,
+    SentenceQuote,
+    add_markers,
+    is_refusal,
+    parse_answer,
+)
 from rag.core.config import Settings
 from rag.core.errors import StoreError
+from rag.core.llm import Llm
+from rag.core.records import ScoredChunk
+from rag.query.decide import after_draft, after_gate, after_verify, asks_gate, asks_verify, final
 from rag.query.expand import Expansion, expand_query, search_expanded
+from rag.query.generate import generate, stream_text
 from rag.query.multihop import HOP_DEPTH, Hop, multihop
-from rag.query.prompt import answer_messages, answerable_messages, join_messages, verify_messages
-from rag.query.retrieve import ScoredChunk
+from rag.query.prompt import answer_messages, answerable_messages, join_messages, support_prompt, verify_messages
 from rag.query.route import DEFAULT_COLLECTION, CollectionSearch, Route, choose_route, routable
 from rag.query.search import Searcher
 
 
-@dataclass(frozen=True, slots=True)
-class Citation:
-    """A source the answer cites, where its passage sits in the document, and whether it held up."""
-
-    n: int
-    chunk_id: str
-    source: str
-    page: int | None
-    start: int | None
-    end: int | None
-    supported: bool | None
-    attributed: bool = False  # added by rag (see rag.query.attribute) for every sentence that cites it
-
-
-@dataclass(frozen=True, slots=True)
-class SentenceQuote:
-    """The source sentence that an answer sentence restates: source number, document offsets, text, cosine."""
-
-    n: int
-    start: int | None
-    end: int | None
-    text: str
-    similarity: float
-
-
-@dataclass(frozen=True, slots=True)
-class CheckedSentence:
-    """An answer sentence, the sources it cites, and the judge's verdict (None: not checked)."""
-
-    text: str
-    sources: tuple[int, ...]
-    supported: bool | None
-    support_probability: float | None = None
-    attributed: bool = False  # its citation was added by rag, not written by the model
-    quote: SentenceQuote | None = None
-
-
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Evidence:
     """The passages an answer is built on, and how they were found: route, expansions, hops, cost."""
 
@@ -83,7 +58,7 @@ class Evidence:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Answer:
     """What ``rag ask`` returns."""
 
@@ -125,7 +100,7 @@ class Answer:
             "invalid_citations": list(self.invalid_citations),
             "sources": [
                 {"n": n, "chunk_id": c.chunk_id, "source": c.source, "page": c.page,
-                 "start": c.payload.get("start"), "end": c.payload.get("end"), "text": c.text}
+                 "start": c.start, "end": c.end, "text": c.text}
                 for n, c in enumerate(self.sources, 1)
             ],
             "queries": list(self.queries),
@@ -140,16 +115,6 @@ class Answer:
         }
 
 
-def support_prompt(sentence: str, passages: Sequence[str]) -> list[dict[str, str]]:
-    """A yes/no question: do these passages state what the sentence claims?"""
-    joined = "\n\n".join(f"<passage>\n{p.strip()}\n</passage>" for p in passages)
-    return [
-        {"role": "system", "content": "You check claims against passages. Answer with one word: Yes or No."},
-        {"role": "user", "content": f"{joined}\n\nClaim: {sentence}\n\nDo the passages support the claim? "
-                                    "Answer Yes or No."},
-    ]
-
-
 def _with_attribution(sentences: Sequence[CheckedSentence], attributed: Attributed,
                       chunks: Sequence[ScoredChunk]) -> tuple[CheckedSentence, ...]:
     """Mark added citations and attach each sentence's quote, with offsets into the source document."""
@@ -158,22 +123,12 @@ def _with_attribution(sentences: Sequence[CheckedSentence], attributed: Attribut
         quote = None
         if q is not None:
             chunk = chunks[q.source - 1]
-            base = chunk.payload.get("start")
-            offset = int(base) if base is not None else None
-            quote = SentenceQuote(q.source, None if offset is None else offset + q.start,
-                                  None if offset is None else offset + q.end, chunk.text[q.start:q.end], q.similarity)
+            offset = chunk.start
+            quote = SentenceQuote(n=q.source, start=None if offset is None else offset + q.start,
+                                  end=None if offset is None else offset + q.end, text=chunk.text[q.start:q.end],
+                                  similarity=q.similarity)
         out.append(replace(s, attributed=added, quote=quote))
     return tuple(out)
-
-
-def should_withdraw(sentences: Sequence[CheckedSentence], refused: bool) -> bool:
-    """True when some sentences were checked and every one failed against its own sources.
-
-    Such an answer is a guess dressed in citations; ``[answer] refuse_unsupported`` replaces it
-    with a refusal. Uncited sentences are not checked, so they neither trigger nor prevent this.
-    """
-    checked = [s for s in sentences if s.supported is not None]
-    return not refused and bool(checked) and not any(s.supported for s in checked)
 
 
 class Answerer:
@@ -184,7 +139,7 @@ class Answerer:
     ``default``. ``[query] expand`` and ``[multihop] mode`` add expansions and hops.
     """
 
-    def __init__(self, settings: Settings, home: Path, collection: str | None = None, llm: Any = None,
+    def __init__(self, settings: Settings, home: Path, collection: str | None = None, llm: Llm | None = None,
                  retriever: str | None = None, rerank: bool | None = None) -> None:
         self.settings = settings
         self.home = home
@@ -248,136 +203,104 @@ class Answerer:
             timings["hops_s"] = time.perf_counter() - t3
         timings["retrieve_s"] = time.perf_counter() - t0
         queries = (query, *expansion.queries, *(q for h in hops.hops if h.strategy == "llm" for q in h.queries))
-        return Evidence(tuple(hops.chunks[:k]), queries, route, expansion, hops.hops, hops.hops_of,
-                        route.llm_calls + expansion.llm_calls + hops.llm_calls, timings,
-                        (*self.notes, *search.notes, *hops.notes, *((route.note,) if route.note else ())),
-                        hops.stopped)
+        return Evidence(chunks=tuple(hops.chunks[:k]), queries=queries, route=route, expansion=expansion,
+                        hops=hops.hops, hops_of=hops.hops_of,
+                        llm_calls=route.llm_calls + expansion.llm_calls + hops.llm_calls, timings=timings,
+                        notes=(*self.notes, *search.notes, *hops.notes, *((route.note,) if route.note else ())),
+                        stopped=hops.stopped)
 
     def ask(self, question: str, on_token: Callable[[str], None] | None = None,
             query: str | None = None, evidence: Evidence | None = None) -> Answer:
         """Answer ``question``; ``query`` (e.g. a rewritten follow-up) is what gets searched.
 
         ``evidence`` already gathered (e.g. by an evaluation) is used as it is instead of searching.
+        The stages (gate, draft, join, verify, attribution, support checks) run here; what their
+        outcomes mean (refuse, ask again, withdraw, which notes) is decided in ``rag.query.decide``.
         """
         t0 = time.perf_counter()
         evidence = evidence if evidence is not None else self.gather(query or question)
         timings: dict[str, float] = dict(evidence.timings)
         chunks = evidence.chunks
-        gate = self.settings.answer.gate
+        cfg = self.settings.answer
         p_answerable = None
-        if gate > 0 and chunks:
+        if asks_gate(cfg.gate, len(chunks)):
             tg = time.perf_counter()
             p_answerable = round(self.llm.yes_probability(answerable_messages(question, chunks)), 4)
             timings["gate_s"] = time.perf_counter() - tg
-        gated = p_answerable is not None and p_answerable < gate
+        gated = after_gate(p_answerable, cfg.gate)
         t1 = time.perf_counter()
         if gated:
-            timings["first_token_s"] = time.perf_counter() - t0
-            if on_token:
-                on_token(REFUSAL)
-            text = REFUSAL
+            text = stream_text((REFUSAL,), t0, timings, on_token)
         else:
-            text = self._generate(question, chunks, t0, timings, on_token)
-        verify = self.settings.answer.verify
-        joined = not gated and verify > 0 and is_refusal(text) and self._joinable(evidence)
+            text = generate(self.llm, answer_messages(question, chunks), t0, timings, on_token)
+        joined = after_draft(gated=gated, draft_refused=is_refusal(text), verify=cfg.verify,
+                             joinable=self._joinable(evidence))
         if joined:  # the sources came from several hops: ask once more, to join them (verified below)
             if on_token:
                 on_token("\n\n")
-            text = self._generate(question, chunks, t0, {}, on_token, join_messages(question, chunks))
+            text = generate(self.llm, join_messages(question, chunks), t0, {}, on_token)
         timings["generate_s"] = time.perf_counter() - t1
         parsed = parse_answer(text, len(chunks))
         refused = is_refusal(text)
         p_stated = None
-        if verify > 0 and not refused:  # against the passages it cites, or all of them when it cites none
+        if asks_verify(cfg.verify, refused):  # against the passages it cites, or all of them when it cites none
             tv = time.perf_counter()
             read = [chunks[n - 1].text for n in sorted(parsed.cited)] or [c.text for c in chunks]
             p_stated = round(self.llm.yes_probability(verify_messages(question, parsed.text, read)), 4)
             timings["verify_s"] = time.perf_counter() - tv
-        unverified = p_stated is not None and p_stated < verify
+        checking = after_verify(refused=refused, p_stated=p_stated, verify=cfg.verify)
         attributed = None
-        if not (refused or unverified) and parsed.sentences:
+        if checking and parsed.sentences:
             ta = time.perf_counter()
             attributed = attribute(parsed.sentences, [c.text for c in chunks], self.searcher.ctx.embedder.embed,
-                                   self.settings.answer.attribute)
+                                   cfg.attribute)
             if any(attributed.added):
                 added = [s.sources if a else () for s, a in zip(attributed.sentences, attributed.added)]
                 parsed = replace(parsed, text=add_markers(parsed.text, added), sentences=attributed.sentences)
             timings["attribute_s"] = time.perf_counter() - ta
         t2 = time.perf_counter()
-        sentences = self._check(parsed.sentences, chunks) if not (refused or unverified) else tuple(
-            CheckedSentence(s.text, s.sources, None) for s in parsed.sentences)
+        sentences = self._check(parsed.sentences, chunks) if checking else tuple(
+            CheckedSentence(text=s.text, sources=s.sources, supported=None) for s in parsed.sentences)
         if attributed is not None:
             sentences = _with_attribution(sentences, attributed, chunks)
         timings["check_s"] = time.perf_counter() - t2
         timings["total_s"] = time.perf_counter() - t0
-        notes = list(evidence.notes)
-        if joined:
-            notes.append("the draft said the documents do not say, though a later hop added sources; asked again "
-                         "to join facts across them ([multihop] join)")
-        answer_text = parsed.text
-        withdrawn = unverified or (self.settings.answer.refuse_unsupported and should_withdraw(sentences, refused))
-        if unverified:
-            notes.append(f"the draft answer was withdrawn: the LLM judged that the sources do not state it "
-                         f"(P(yes) {p_stated:.2f} < [answer] verify {verify:g}; draft: {parsed.text[:160]!r})")
-            refused, answer_text = True, REFUSAL
-        elif withdrawn:
-            checked = [s for s in sentences if s.supported is not None]
-            notes.append(f"the draft answer was withdrawn: none of its {len(checked)} cited sentence(s) is "
-                         f"supported by the sources it cites (draft: {parsed.text[:160]!r})")
-            refused, answer_text = True, REFUSAL
-        citations = () if withdrawn else tuple(self._citation(n, chunks[n - 1], sentences) for n in parsed.cited)
-        if gated:
-            notes.append(f"not answered: the LLM judged that the sources do not contain the answer "
-                         f"(P(yes) {p_answerable:.2f} < [answer] gate {gate:g})")
-        if parsed.invalid:
-            notes.append("removed citations of sources that do not exist: "
-                         + ", ".join(f"[{n}]" for n in parsed.invalid))
-        unsupported = [s for s in sentences if s.supported is False]
-        if unsupported:
-            notes.append(f"{len(unsupported)} sentence(s) not supported by the sources they cite")
-        uncited = [s for s in sentences if not s.sources]
-        if uncited and not refused:
-            notes.append(f"{len(uncited)} sentence(s) cite no source")
-        return Answer(question, answer_text, refused, citations, tuple(chunks), sentences, parsed.invalid,
-                      evidence.queries, evidence.route.collections, timings, tuple(notes), evidence, withdrawn,
-                      p_answerable, p_stated, joined)
+        decision = final(draft=parsed.text, refused=refused, sentences=sentences, invalid=parsed.invalid,
+                         gate=cfg.gate, p_answerable=p_answerable, joined=joined, verify=cfg.verify,
+                         p_stated=p_stated, refuse_unsupported=cfg.refuse_unsupported)
+        citations = () if decision.withdrawn else tuple(
+            self._citation(n, chunks[n - 1], sentences) for n in parsed.cited)
+        return Answer(question=question, answer=REFUSAL if decision.withdrawn else parsed.text,
+                      refused=decision.refused, citations=citations, sources=tuple(chunks), sentences=sentences,
+                      invalid_citations=parsed.invalid, queries=evidence.queries, route=evidence.route.collections,
+                      timings=timings, notes=(*evidence.notes, *decision.notes), evidence=evidence,
+                      withdrawn=decision.withdrawn, answerable_probability=p_answerable,
+                      verified_probability=p_stated, joined=joined)
 
     def _joinable(self, evidence: Evidence) -> bool:
         """Whether ``[multihop] join`` applies: on, and a hop after the first found one of the sources."""
         return self.settings.multihop.join and any(
             max(evidence.hops_of.get(c.chunk_id, (1,))) > 1 for c in evidence.chunks)
 
-    def _generate(self, question: str, chunks: Sequence[ScoredChunk], t0: float, timings: dict[str, float],
-                  on_token: Callable[[str], None] | None, messages: list[dict[str, str]] | None = None) -> str:
-        """Stream the cited answer, noting the time to its first token."""
-        parts: list[str] = []
-        for delta in self.llm.stream(messages or answer_messages(question, chunks)):
-            if not parts:
-                timings["first_token_s"] = time.perf_counter() - t0
-            parts.append(delta)
-            if on_token:
-                on_token(delta)
-        return "".join(parts).strip()
-
     def _check(self, sentences: Sequence[CitedSentence], chunks: Sequence[ScoredChunk]) -> tuple[CheckedSentence, ...]:
         out = []
         for s in sentences:
             if not s.sources or not self.settings.answer.check_support:
-                out.append(CheckedSentence(s.text, s.sources, None))
+                out.append(CheckedSentence(text=s.text, sources=s.sources, supported=None))
                 continue
             p = self.llm.yes_probability(support_prompt(s.text, [chunks[n - 1].text for n in s.sources]))
-            out.append(CheckedSentence(s.text, s.sources, p >= self.settings.answer.support_threshold, round(p, 4)))
+            out.append(CheckedSentence(text=s.text, sources=s.sources,
+                                       supported=p >= self.settings.answer.support_threshold,
+                                       support_probability=round(p, 4)))
         return tuple(out)
 
     @staticmethod
     def _citation(n: int, chunk: ScoredChunk, sentences: Sequence[CheckedSentence]) -> Citation:
         verdicts = [s.supported for s in sentences if n in s.sources and s.supported is not None]
         supported = any(verdicts) if verdicts else None
-        start, end = chunk.payload.get("start"), chunk.payload.get("end")
         added = all(s.attributed for s in sentences if n in s.sources)
-        return Citation(n, chunk.chunk_id, chunk.source, chunk.page,
-                        int(start) if start is not None else None, int(end) if end is not None else None, supported,
-                        added)
+        return Citation(n=n, chunk_id=chunk.chunk_id, source=chunk.source, page=chunk.page, start=chunk.start,
+                        end=chunk.end, supported=supported, attributed=added)
 
     def close_searchers(self) -> None:
         """Release the collections (the LLM client stays usable, e.g. when it is shared)."""

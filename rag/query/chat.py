@@ -1,11 +1,11 @@
-"""A terminal conversation over a collection: follow-ups are rewritten into standalone queries."""
+"""A terminal conversation over a collection: follow-ups are rewritten into standalone queries (``rewrite``)."""
 
 from __future__ import annotations
 
 from typing import Callable
 
 from rag.query.answer import Answer, Answerer
-from rag.query.prompt import rewrite_messages
+from rag.query.rewrite import rewrite_followup
 
 HELP = """commands:
   /sources      the passages behind the last answer
@@ -25,11 +25,7 @@ class ChatSession:
 
     def standalone_query(self, question: str) -> str:
         """The question itself on the first turn; later, rewritten with the history by the LLM."""
-        if not self.history:
-            return question
-        text = self.answerer.llm.chat(rewrite_messages(self.history, question), max_tokens=64, temperature=0.0)
-        lines = [line.strip().strip('"') for line in text.strip().splitlines() if line.strip()]
-        return lines[0] if lines else question
+        return rewrite_followup(self.history, question, self.answerer.llm)
 
     def turn(self, question: str, on_token: Callable[[str], None] | None = None) -> Answer:
         """Answer one user message and remember it."""

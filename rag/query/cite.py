@@ -3,7 +3,8 @@
 The model is asked to cite numbered sources inline as ``[1]`` or ``[1, 3]``. Every
 marker must name a real source: markers outside 1..N are removed from the text and
 reported. Each answer sentence keeps the sources it cites, so it can be checked
-against them (see the answering stage).
+against them (see the answering stage); the records of that check (``CheckedSentence``,
+``Citation``, ``SentenceQuote``) are defined here too.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from rag.core.prompts import REFUSAL as REFUSAL  # the refusal the answer prompt asks for (re-exported)
+
 _MARKER = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 # A sentence ends at . ! ? (optionally followed by citation markers and closing quotes) before
 # whitespace; abbreviations like "e.g." are rare enough in answers to accept the occasional split.
 _SENTENCE_END = re.compile(r"(?<=[.!?])((?:\s*\[[\d,;\s]+\])*)[\"')\]]*\s+(?=[A-Z0-9\"'(]|\[(?![\d,;\s]+\]))")
 
-REFUSAL = "The documents do not say."
 _REFUSAL_PATTERNS = (
     "the documents do not say",
     "the documents don't say",
@@ -56,6 +58,43 @@ class ParsedAnswer:
             for n in sentence.sources:
                 seen.setdefault(n, None)
         return tuple(seen)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Citation:
+    """A source the answer cites, where its passage sits in the document, and whether it held up."""
+
+    n: int
+    chunk_id: str
+    source: str
+    page: int | None
+    start: int | None
+    end: int | None
+    supported: bool | None
+    attributed: bool = False  # added by rag (see rag.query.attribute) for every sentence that cites it
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SentenceQuote:
+    """The source sentence that an answer sentence restates: source number, document offsets, text, cosine."""
+
+    n: int
+    start: int | None
+    end: int | None
+    text: str
+    similarity: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckedSentence:
+    """An answer sentence, the sources it cites, and the judge's verdict (None: not checked)."""
+
+    text: str
+    sources: tuple[int, ...]
+    supported: bool | None
+    support_probability: float | None = None
+    attributed: bool = False  # its citation was added by rag, not written by the model
+    quote: SentenceQuote | None = None
 
 
 def _numbers(group: str) -> list[int]:

@@ -9,12 +9,16 @@ meaning alone: it is written like the documents, not like a question.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
-from typing import Any, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+from rag.core import prompts
 from rag.core.config import QueryConfig
-from rag.query.fuse import fuse
-from rag.query.retrieve import ScoredChunk
+from rag.query.merge import labelled, merge
+from rag.core.records import ScoredChunk
+
+if TYPE_CHECKING:
+    from rag.core.llm import Llm
 
 HYDE_MAX_TOKENS = 160
 _NUMBERING = re.compile(r"^\s*(?:[-*•]|\d+[.)]|q\d*:|query\s*\d*:)\s*", re.IGNORECASE)
@@ -37,9 +41,7 @@ class Expansion:
 def multi_query_messages(query: str, n: int) -> list[dict[str, str]]:
     """Chat messages asking for ``n`` differently worded search queries for ``query``."""
     return [
-        {"role": "system", "content": f"Write {n} different search queries that would find documents answering the "
-                                      "user's question: use other words, synonyms and the likely terms of such "
-                                      "documents. One query per line, no numbering, nothing else."},
+        {"role": "system", "content": prompts.MULTI_QUERY_SYSTEM.format(n=n)},
         {"role": "user", "content": query.strip()},
     ]
 
@@ -47,8 +49,7 @@ def multi_query_messages(query: str, n: int) -> list[dict[str, str]]:
 def hyde_messages(query: str) -> list[dict[str, str]]:
     """Chat messages asking for a short passage that would answer ``query`` (facts may be invented)."""
     return [
-        {"role": "system", "content": "Write one short paragraph, in the style of a reference document, that answers "
-                                      "the question. If you are unsure of facts, write a plausible passage anyway."},
+        {"role": "system", "content": prompts.HYDE_SYSTEM},
         {"role": "user", "content": query.strip()},
     ]
 
@@ -69,7 +70,7 @@ def parse_queries(reply: str, query: str, n: int) -> tuple[str, ...]:
     return tuple(out)
 
 
-def expand_query(query: str, config: QueryConfig, llm: Any) -> Expansion:
+def expand_query(query: str, config: QueryConfig, llm: Llm) -> Expansion:
     """The expansions ``[query] expand`` asks for (one LLM call), or none."""
     if config.expand == "multi":
         reply = llm.chat(multi_query_messages(query, config.n), max_tokens=40 * config.n, temperature=0.0)
@@ -97,11 +98,6 @@ def search_expanded(
         extra.append(("hyde", retrieve(expansion.passage, k, "dense")))
     if not extra:
         return own
-    rankings = {name: _ranked(chunks, name) for name, chunks in [("query", own), *extra]}
-    return fuse(rankings, method="rrf", rrf_k=rrf_k, label="expanded")[:k]
-
-
-def _ranked(chunks: Sequence[ScoredChunk], name: str) -> list[ScoredChunk]:
-    """Give a ranking its own entry in ``scores``/``ranks`` so that ``fuse`` can tell the rankings apart."""
-    return [replace(c, scores={**c.scores, name: c.score}, ranks={**c.ranks, name: rank})
-            for rank, c in enumerate(chunks, 1)]
+    # each ranking gets its own entry in ``scores``/``ranks``, so that the merge can tell them apart
+    rankings = {name: labelled(chunks, [c.score for c in chunks], name) for name, chunks in [("query", own), *extra]}
+    return merge(rankings, policy="rrf", rrf_k=rrf_k, label="expanded")[:k]

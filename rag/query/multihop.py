@@ -21,12 +21,17 @@ hop adds half its own scaled score), so a passage that both matches the question
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import PurePath
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
+from rag.core import prompts
 from rag.core.config import MultihopConfig
-from rag.query.retrieve import ScoredChunk
+from rag.query.merge import labelled, minmax
+from rag.core.records import ScoredChunk
+
+if TYPE_CHECKING:
+    from rag.core.llm import Llm
 
 HOP_DEPTH = 50  # first-hop candidates whose question scores enter the merge
 LINK_DEPTH = 3  # results looked at per followed name (the first titled with it is linked)
@@ -124,7 +129,7 @@ def _norm(text: str) -> str:
 
 def chunk_title(chunk: ScoredChunk) -> str:
     """The first line of a document's first chunk when it is short (a title line), else ''."""
-    if chunk.payload.get("chunk_index") not in (0, None):
+    if chunk.chunk_index not in (0, None):
         return ""
     first = chunk.text.strip().split("\n", 1)[0].strip()
     return first if 0 < len(first) <= 100 else ""
@@ -133,7 +138,7 @@ def chunk_title(chunk: ScoredChunk) -> str:
 def chunk_titles(chunk: ScoredChunk) -> set[str]:
     """Normalised names a passage goes by: its title line, its first heading, its file name."""
     names = {chunk_title(chunk), PurePath(chunk.source).stem.replace("_", " ")}
-    headings = chunk.payload.get("headings") or []
+    headings = chunk.headings
     if headings:
         names.add(str(headings[0]))
     return {n for n in (_norm(x) for x in names) if n}
@@ -158,15 +163,15 @@ def names_match(name: str, titles: set[str]) -> bool:
 
 def _scaled(chunks: Sequence[ScoredChunk]) -> dict[str, float]:
     """Scores min-max scaled to 0..1 within one ranking (1 for all when they are equal)."""
-    if not chunks:
-        return {}
-    lo, hi = min(c.score for c in chunks), max(c.score for c in chunks)
-    span = hi - lo
-    return {c.chunk_id: ((c.score - lo) / span if span > 0 else 1.0) for c in chunks}
+    return minmax(chunks, lambda c: c.score)
 
 
 class _Merge:
-    """The evidence pool across hops: a running score per passage."""
+    """The evidence pool across hops: a running score per passage.
+
+    Hops add amounts one passage at a time (and read the ranking between hops), so this pool
+    accumulates itself rather than through ``rag.query.merge.merge``; it scales and labels with that module.
+    """
 
     def __init__(self, first: Sequence[ScoredChunk], keep: int) -> None:
         self.head = [c.chunk_id for c in first[:keep]]
@@ -188,10 +193,7 @@ class _Merge:
         seq = {cid: i for i, cid in enumerate(self.chunks)}  # ties: the earlier found (hop, seed, mention order) first
         order = self.head + sorted((c for c in self.total if c not in self.head),
                                    key=lambda c: (-self.total[c], seq[c]))
-        return [replace(self.chunks[cid], score=self.total[cid],
-                        scores={**self.chunks[cid].scores, MULTIHOP: self.total[cid]},
-                        ranks={**self.chunks[cid].ranks, MULTIHOP: rank})
-                for rank, cid in enumerate(order, 1)]
+        return labelled([self.chunks[cid] for cid in order], [self.total[cid] for cid in order], MULTIHOP)
 
     def result(self, hops: Sequence[Hop], llm_calls: int = 0, stopped: str = "") -> MultiHopResult:
         return MultiHopResult(tuple(self.ranking()), tuple(hops), llm_calls, stopped, hops_of=dict(self.hops_of))
@@ -230,15 +232,13 @@ def follow_links(question: str, first: Sequence[ScoredChunk], search: Search, co
 
 def next_query_messages(question: str, passages: Sequence[ScoredChunk], asked: Sequence[str]) -> list[dict[str, str]]:
     """Chat messages asking for the search query of the missing fact, or DONE (self-ask / IRCoT style)."""
-    shown = "\n\n".join(f"- {' '.join(c.text.split())[:LLM_READ_CHARS]}" for c in passages)
-    earlier = "".join(f"\nAlready searched: {q}" for q in asked)
+    shown = "\n\n".join(prompts.NEXT_HOP_PASSAGE.format(text=" ".join(c.text.split())[:LLM_READ_CHARS])
+                        for c in passages)
+    earlier = "".join(prompts.NEXT_HOP_ASKED.format(query=q) for q in asked)
     return [
-        {"role": "system", "content": "You plan searches for a question that may need facts from several documents. "
-                                      "If the passages already give everything needed to answer, reply DONE. "
-                                      "Otherwise reply with one short search query for the missing fact, usually "
-                                      "the person, place or work that a passage names but does not describe. "
-                                      "Reply with the query or DONE only."},
-        {"role": "user", "content": f"Question: {question.strip()}{earlier}\n\nPassages:\n{shown}\n\nNext search query:"},
+        {"role": "system", "content": prompts.NEXT_HOP_SYSTEM},
+        {"role": "user", "content": prompts.NEXT_HOP_USER.format(question=question.strip(), asked=earlier,
+                                                                 passages=shown)},
     ]
 
 
@@ -255,7 +255,7 @@ def parse_next_query(reply: str) -> str:
     return ""
 
 
-def ask_llm_hops(question: str, first: Sequence[ScoredChunk], search: Search, llm: Any,
+def ask_llm_hops(question: str, first: Sequence[ScoredChunk], search: Search, llm: Llm,
                  config: MultihopConfig) -> MultiHopResult:  # fmt: skip
     """Hops whose queries the LLM writes after reading the evidence so far; stops on DONE or a repeated query."""
     pool = _Merge(first, config.keep)
@@ -280,7 +280,7 @@ def ask_llm_hops(question: str, first: Sequence[ScoredChunk], search: Search, ll
 
 
 def multihop(question: str, first: Sequence[ScoredChunk], search: Search, config: MultihopConfig,
-             llm: Any = None) -> MultiHopResult:  # fmt: skip
+             llm: Llm | None = None) -> MultiHopResult:  # fmt: skip
     """More hops after ``first`` (the first hop's ranking, about ``HOP_DEPTH`` deep) as ``[multihop] mode`` says."""
     if config.mode == "off" or config.max_hops < 2 or not first:
         return MultiHopResult(tuple(first), ())

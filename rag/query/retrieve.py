@@ -5,6 +5,9 @@ and third-party retrievers are found the same way, through the entry-point group
 ``rag.retrievers``: each entry point names a factory ``factory(ctx) -> Retriever``.
 A plugin that fails to load is reported by name and the others keep working.
 Set ``RAG_RETRIEVERS=dense,bm25`` to restrict which plugins load.
+
+The records a retriever works with, ``ScoredChunk`` and ``SearchFilter``, live in
+``rag.core.records``; plugins may import them from here, with ``payload_chunk``.
 """
 
 from __future__ import annotations
@@ -12,49 +15,22 @@ from __future__ import annotations
 import fnmatch
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
 
 from rag.core.config import Settings
+from rag.core.embed import Embedder
 from rag.core.errors import ConfigError, RagError, StoreError
 from rag.core.home import CollectionPaths, collection_paths
+from rag.core.records import ScoredChunk, SearchFilter
 from rag.core.store import Match, VectorStore, open_store
 
 ENTRY_POINT_GROUP = "rag.retrievers"
 FILTERABLE_FIELDS = ("source", "file_type", "page", "page_end", "chunk_index", "headings", "file_hash")
-
-
-@dataclass(frozen=True, slots=True)
-class ScoredChunk:
-    """A retrieved chunk with its final score and every stage's rank and score."""
-
-    chunk_id: str
-    text: str
-    source: str
-    score: float
-    payload: Mapping[str, Any] = field(default_factory=dict)
-    scores: Mapping[str, float] = field(default_factory=dict)
-    ranks: Mapping[str, int] = field(default_factory=dict)
-
-    @property
-    def page(self) -> int | None:
-        page = self.payload.get("page")
-        return int(page) if page is not None else None
-
-
-@dataclass(frozen=True, slots=True)
-class SearchFilter:
-    """Metadata conditions applied inside the store: every given condition must hold."""
-
-    source_globs: tuple[str, ...] = ()
-    file_types: tuple[str, ...] = ()
-    fields: Mapping[str, str | int | bool] = field(default_factory=dict)
-
-    def is_empty(self) -> bool:
-        return not (self.source_globs or self.file_types or self.fields)
+NUMERIC_FIELDS = ("page", "page_end", "chunk_index")
 
 
 @runtime_checkable
@@ -88,7 +64,7 @@ class RetrieverContext:
         return self._store
 
     @cached_property
-    def embedder(self) -> Any:
+    def embedder(self) -> Embedder:
         from rag.core.embed import get_embedder
 
         cfg = self.settings.embedding
@@ -145,8 +121,12 @@ def parse_filters(items: Sequence[str]) -> SearchFilter:
             globs.append(value)
         elif key in ("type", "file_type"):
             types.append(value)
+        elif key in NUMERIC_FIELDS:
+            if not value.lstrip("-").isdigit():
+                raise ConfigError(f"bad filter {item!r}: {key} is a number, e.g. {key}=3")
+            fields[key] = int(value)
         elif key in FILTERABLE_FIELDS:
-            fields[key] = int(value) if value.lstrip("-").isdigit() else value
+            fields[key] = value
         else:
             raise ConfigError(
                 f"cannot filter on unknown field {key!r}; filterable fields: source, type, "
@@ -222,13 +202,27 @@ def make_retriever(name: str, ctx: RetrieverContext) -> Retriever:
 
 
 def payload_chunk(chunk_id: str, payload: Mapping[str, Any], name: str, rank: int, score: float) -> ScoredChunk:
-    """A ScoredChunk from a store payload, as retriever ``name`` ranked it."""
+    """A ScoredChunk from a store payload (see ``Chunk.payload``), as retriever ``name`` ranked it.
+
+    Keys a payload lacks leave their fields ``None`` (or empty), so a plugin may pass a partial one.
+    """
+    file_type = payload.get("file_type")
     return ScoredChunk(
         chunk_id=chunk_id,
         text=str(payload.get("text", "")),
         source=str(payload.get("source", "")),
         score=score,
-        payload=payload,
         scores={name: score},
         ranks={name: rank},
+        start=_int(payload.get("start")),
+        end=_int(payload.get("end")),
+        page=_int(payload.get("page")),
+        page_end=_int(payload.get("page_end")),
+        headings=tuple(str(h) for h in payload.get("headings") or ()),
+        file_type=None if file_type is None else str(file_type),
+        chunk_index=_int(payload.get("chunk_index")),
     )
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)

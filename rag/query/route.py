@@ -13,17 +13,23 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
+from rag.core import prompts
 from rag.core.config import RouteConfig
 from rag.core.errors import ConfigError, StoreError
 from rag.core.home import collection_paths, list_collections
-from rag.query.retrieve import Retriever, ScoredChunk, make_retriever
+from rag.query.merge import merge
+from rag.core.records import ScoredChunk
+from rag.query.retrieve import Retriever, make_retriever
 from rag.query.search import Searcher
+
+if TYPE_CHECKING:
+    from rag.core.embed import Embedder
+    from rag.core.llm import Llm
 
 DESCRIPTION_FILE = "description.txt"
 MAX_DESCRIPTION_CHARS = 2000
-COLLECTION_KEY = "collection"  # payload key telling which collection a merged result came from
 MERGED = "collections"
 DEFAULT_COLLECTION = "default"
 
@@ -100,7 +106,7 @@ def routable(home: Path) -> dict[str, str]:
     return {name: text or f"collection {name}" for name, text in found.items()}
 
 
-def route_by_embedding(query: str, candidates: Mapping[str, str], embedder: Any, config: RouteConfig) -> Route:
+def route_by_embedding(query: str, candidates: Mapping[str, str], embedder: Embedder, config: RouteConfig) -> Route:
     """Collections whose description's cosine with the query is within ``margin`` of the best."""
     names = sorted(candidates)
     vectors = embedder.embed([query, *(candidates[n] for n in names)])
@@ -114,11 +120,11 @@ def route_by_embedding(query: str, candidates: Mapping[str, str], embedder: Any,
 
 def route_messages(query: str, candidates: Mapping[str, str]) -> list[dict[str, str]]:
     """Chat messages asking which collections could answer ``query``."""
-    listing = "\n".join(f"- {name}: {text}" for name, text in sorted(candidates.items()))
+    listing = "\n".join(prompts.ROUTE_COLLECTION.format(name=name, description=text)
+                        for name, text in sorted(candidates.items()))
     return [
-        {"role": "system", "content": "You choose which document collections to search. Reply with the names of the "
-                                      "collections that could hold the answer, separated by commas, and nothing else."},
-        {"role": "user", "content": f"Collections:\n{listing}\n\nQuestion: {query.strip()}\n\nCollections to search:"},
+        {"role": "system", "content": prompts.ROUTE_SYSTEM},
+        {"role": "user", "content": prompts.ROUTE_USER.format(collections=listing, question=query.strip())},
     ]
 
 
@@ -132,7 +138,7 @@ def parse_route_reply(reply: str, names: Sequence[str]) -> list[str]:
     return [name for _, name in sorted(found)]
 
 
-def route_by_llm(query: str, candidates: Mapping[str, str], llm: Any, embedder: Any, config: RouteConfig) -> Route:
+def route_by_llm(query: str, candidates: Mapping[str, str], llm: Llm, embedder: Embedder, config: RouteConfig) -> Route:
     """Collections the LLM names for ``query``; embedding routing when it names none."""
     reply = llm.chat(route_messages(query, candidates), max_tokens=48, temperature=0.0)
     chosen = parse_route_reply(reply, sorted(candidates))[: config.max_collections]
@@ -142,7 +148,7 @@ def route_by_llm(query: str, candidates: Mapping[str, str], llm: Any, embedder: 
     return replace(fallback, llm_calls=1, note=f"the LLM named no collection ({' '.join(reply.split())[:60]!r}); used embeddings")
 
 
-def choose_route(query: str, candidates: Mapping[str, str], config: RouteConfig, embedder: Any, llm: Any = None) -> Route:
+def choose_route(query: str, candidates: Mapping[str, str], config: RouteConfig, embedder: Embedder, llm: Llm | None = None) -> Route:
     """Route ``query`` among ``candidates`` (name -> description) as ``[route] mode`` says."""
     if config.mode == "none" or not candidates:
         return Route((DEFAULT_COLLECTION,), "none")
@@ -154,27 +160,17 @@ def choose_route(query: str, candidates: Mapping[str, str], config: RouteConfig,
 
 
 def merge_collections(rankings: Mapping[str, Sequence[ScoredChunk]], rrf_k: float = 60.0) -> list[ScoredChunk]:
-    """One ranking from several collections' rankings (reciprocal rank fusion); each result keeps its collection.
+    """One ranking from several collections' rankings (best reciprocal rank); each result keeps its collection.
 
     A single collection's ranking comes back unchanged apart from the collection tag. A chunk found
-    in two collections (same content, same id) is kept once, at its better position.
+    in two collections (same content, same id) is kept once, at its better position; equal scores
+    (the same rank in different collections) put the better-routed collection's chunk first.
     """
-    tagged = {name: [replace(c, payload={**c.payload, COLLECTION_KEY: name}) for c in chunks]
+    tagged = {name: [replace(c, collection=name) for c in chunks]
               for name, chunks in rankings.items()}
     if len(tagged) == 1:
         return next(iter(tagged.values()))
-    fused: dict[str, float] = {}
-    best: dict[str, ScoredChunk] = {}
-    first: dict[str, int] = {}  # position of the first (best-routed) collection that returned the chunk
-    for position, chunks in enumerate(tagged.values()):
-        for rank, c in enumerate(chunks, 1):
-            fused[c.chunk_id] = max(fused.get(c.chunk_id, 0.0), 1.0 / (rrf_k + rank))
-            best.setdefault(c.chunk_id, c)
-            first.setdefault(c.chunk_id, position)
-    # equal fused scores (same rank in different collections): the better-routed collection first
-    order = sorted(fused, key=lambda cid: (-fused[cid], first[cid], cid))
-    return [replace(best[cid], score=fused[cid], scores={**best[cid].scores, MERGED: fused[cid]},
-                    ranks={**best[cid].ranks, MERGED: rank}) for rank, cid in enumerate(order, 1)]
+    return merge(tagged, policy="max_rrf", rrf_k=rrf_k, label=MERGED)
 
 
 class CollectionSearch:

@@ -9,14 +9,8 @@ from typing import Any
 
 from rag.core.config import Settings
 from rag.core.errors import ConfigError, RagError, StoreError
-from rag.query.retrieve import (
-    Retriever,
-    RetrieverContext,
-    ScoredChunk,
-    SearchFilter,
-    discover_retrievers,
-    make_retriever,
-)
+from rag.core.records import ScoredChunk, SearchFilter
+from rag.query.retrieve import Retriever, RetrieverContext, discover_retrievers, make_retriever
 from rag.core.threads import torch_threads
 
 MAX_K = 1000
@@ -46,9 +40,9 @@ class SearchResult:
                     "chunk_id": r.chunk_id,
                     "source": r.source,
                     "page": r.page,
-                    "headings": list(r.payload.get("headings") or []),
-                    "start": r.payload.get("start"),
-                    "end": r.payload.get("end"),
+                    "headings": list(r.headings),
+                    "start": r.start,
+                    "end": r.end,
                     "text": r.text,
                     "score": r.score,
                     "scores": dict(r.scores),
@@ -94,8 +88,11 @@ class Searcher:
         query = query.strip()
         if not query:
             raise ConfigError(EMPTY_QUERY)
+        parts = self.settings.retrieval.hybrid if self.retriever_name == "hybrid" else [self.retriever_name]
+        if all(p in ("bm25", "sparse") for p in parts):  # lexical retrievers read any length
+            return query
         limit = int(self.ctx.embedder.info.max_seq_length)
-        tokens = len(self.ctx.embedder.model.tokenizer(query, add_special_tokens=True)["input_ids"])
+        tokens = self.ctx.embedder.count_tokens(query)
         if tokens > limit:
             raise ConfigError(
                 f"query is {tokens} tokens but the embedding model reads at most {limit}; shorten the query"

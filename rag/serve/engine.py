@@ -161,7 +161,7 @@ class Engine:
         return get_embedder.__wrapped__(cfg.model, cfg.device, cfg.batch_size)
 
     def warm(self, llm: bool = True) -> None:
-        """Load the embedder and reranker and start the LLM now, so the first request pays nothing."""
+        """Load the embedder and reranker, open the collections and start the LLM now: the first request pays nothing."""
         from rag.core.embed import get_embedder
         from rag.query.rerank import get_reranker
 
@@ -169,6 +169,11 @@ class Engine:
         get_embedder(cfg.model, cfg.device, cfg.batch_size)
         if self.settings.rerank.enabled:
             get_reranker(self.settings.rerank)
+        for name in list_collections(self.home):
+            try:
+                self.searcher(name)
+            except RagError:  # an empty or unreadable collection is reported when it is searched
+                pass
         if llm:
             from rag.core.prompts import WARM_UP
 

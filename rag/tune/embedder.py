@@ -52,7 +52,7 @@ def tune_embedder(opts: TuneOptions, settings: Settings, home: Path, say: Callab
 
     torch.set_num_threads(max(1, opts.threads))
     started = time.perf_counter()
-    prep = prepare(opts, settings, home, say)
+    prep = prepare(opts, settings, home, say, ingest_progress)
     triplets: dict[str, list[str]] = {"anchor": [], "positive": [], "negative": []}
     for m in prep.train:
         if m.negatives:

@@ -16,11 +16,9 @@ from pathlib import Path
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Callable
 
-from rag.core.config import ChunkingConfig, Settings
+from evals.beir_run import beir_settings
+from rag.core.config import Settings
 from rag.tune.data import TrainData, TrainQuery
-
-WHOLE_DOCUMENT_CHARS = 100_000
-
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
@@ -64,8 +62,7 @@ def index_corpus(
     from ingest.pipeline import Ingestor
 
     if data.whole_documents:
-        settings = settings.model_copy(
-            update={"chunking": ChunkingConfig(chunk_size=WHOLE_DOCUMENT_CHARS, chunk_overlap=0)})
+        settings = beir_settings(settings)
     collection = collection_for(data)
     with (ingest_progress() if ingest_progress else nullcontext(None)) as progress:
         report = Ingestor(settings, home, collection, progress).run_texts(data.corpus.items(), data.scope).as_dict()

@@ -120,7 +120,8 @@ class Prepared:
     data: list[TrainData]
 
 
-def prepare(opts: TuneOptions, settings: Settings, home: Path, say: Callable[[str], None]) -> Prepared:
+def prepare(opts: TuneOptions, settings: Settings, home: Path, say: Callable[[str], None],
+            ingest_progress: IngestProgressFactory | None = None) -> Prepared:
     """Load, index and mine every training source (questions are prefixed ``kind:name:`` to stay unique)."""
     from tqdm.auto import tqdm
 
@@ -162,7 +163,7 @@ def tune_reranker(opts: TuneOptions, settings: Settings, home: Path, say: Callab
     random.seed(opts.seed)
     np.random.seed(opts.seed)
     started = time.perf_counter()
-    prep = prepare(opts, settings, home, say)
+    prep = prepare(opts, settings, home, say, ingest_progress)
     train, held, gold, sources = prep.train, prep.held, prep.gold, prep.notes
     rows = _rows(train, opts.loss, opts.negatives)
     pairs = sum(len(m.positives) + len(m.negatives) for m in train)
