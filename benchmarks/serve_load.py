@@ -4,7 +4,8 @@ Starts the server in this process (uvicorn on a free loopback port, over one Eng
 collection of a home, and measures, in the same run:
 
 - the baseline: the engine's own search latency, called directly (no HTTP), before and after the load;
-- for each number of clients: throughput (requests/s), p50 and p95 latency, errors.
+- for each number of clients (threads of a child process, each with its own connection):
+  throughput (requests/s), p50 and p95 latency, errors.
 
 Ratios printed: single-client p50 through the server / engine p50 (target <= 1.5), and p95 at
 the most clients / single-client p50 (target <= 4). Queries: ``--queries`` (a text file, one per
@@ -61,7 +62,8 @@ def load_queries(path: str | None, engine: Any, collection: str, n: int = 200) -
     return out
 
 
-def engine_latencies(engine: Any, collection: str, queries: list[str], k: int, seconds: float) -> list[float]:
+def engine_latencies(engine: Any, collection: str, queries: list[str], k: int, seconds: float,
+                     rerank: bool | None = None) -> list[float]:
     """The engine's own search latency (ms), one query after another, no HTTP.
 
     Measured on a worker thread, as the server's requests run: on a busy machine torch ran the same
@@ -74,7 +76,7 @@ def engine_latencies(engine: Any, collection: str, queries: list[str], k: int, s
         i = 0
         while time.monotonic() < end or len(out) < 3:
             t0 = time.perf_counter()
-            engine.search(queries[i % len(queries)], collection, k)
+            engine.search(queries[i % len(queries)], collection, k, rerank=rerank)
             out.append((time.perf_counter() - t0) * 1000)
             i += 1
 
@@ -85,7 +87,7 @@ def engine_latencies(engine: Any, collection: str, queries: list[str], k: int, s
 
 
 def run_load(url: str, collection: str, queries: list[str], clients: int, seconds: float, k: int,
-             headers: dict[str, str] | None = None) -> dict[str, Any]:
+             headers: dict[str, str] | None = None, rerank: bool | None = None) -> dict[str, Any]:
     """``clients`` threads, each with its own connection, searching for ``seconds``; latency in ms."""
     import httpx
 
@@ -103,7 +105,7 @@ def run_load(url: str, collection: str, queries: list[str], clients: int, second
                 t0 = time.perf_counter()
                 try:
                     reply = http.post("/v1/search", json={"query": queries[i % len(queries)], "collection": collection,
-                                                          "k": k})
+                                                          "k": k, "rerank": rerank})
                     ok = reply.status_code == 200
                     why = "" if ok else f"HTTP {reply.status_code}: {reply.text[:120]}"
                 except httpx.HTTPError as exc:
@@ -127,6 +129,15 @@ def run_load(url: str, collection: str, queries: list[str], clients: int, second
             "p95_ms": round(percentile(latencies, 95), 2), "first_error": errors[0] if errors else None}
 
 
+def run_load_elsewhere(url: str, collection: str, queries: list[str], clients: int, seconds: float, k: int,
+                       rerank: bool | None) -> dict[str, Any]:
+    """:func:`run_load` in a child process, so the clients do not share the server's GIL."""
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(run_load, (url, collection, queries, clients, seconds, k, None, rerank))
+
+
 def start_server(engine: Any) -> tuple[Any, threading.Thread, str]:
     """uvicorn over the engine on a free loopback port, in a thread."""
     import uvicorn
@@ -134,6 +145,7 @@ def start_server(engine: Any) -> tuple[Any, threading.Thread, str]:
     from rag.serve.app import create_app
 
     sock = socket.socket()
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as `rag serve` does (else ~40 ms a reply)
     sock.bind(("127.0.0.1", 0))
     server = uvicorn.Server(uvicorn.Config(create_app(engine, close_engine=False), log_level="warning",
                                            access_log=False))
@@ -154,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", default=None, help="text file (one query a line) or BEIR queries.jsonl")
     parser.add_argument("--baseline-seconds", type=float, default=None,
                         help="seconds of direct engine searches before and after the load (default: seconds/4)")
+    parser.add_argument("--no-rerank", action="store_true", help="skip the cross-encoder (fused order)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
 
@@ -164,21 +177,22 @@ def main(argv: list[str] | None = None) -> int:
     home = resolve_home(args.home)
     engine = Engine(load_settings(home), home)
     counts = [int(c) for c in args.clients.split(",") if c.strip()]
+    rerank = False if args.no_rerank else None
     base_s = args.baseline_seconds if args.baseline_seconds is not None else max(args.seconds / 4, 2.0)
     try:
         queries = load_queries(args.queries, engine, args.collection)
         if not queries:
             print(f"no queries: collection '{args.collection}' is empty and --queries was not given", file=sys.stderr)
             return 1
-        engine_latencies(engine, args.collection, queries, args.k, 1.0)  # warm the models
-        before = engine_latencies(engine, args.collection, queries, args.k, base_s / 2)
+        engine_latencies(engine, args.collection, queries, args.k, 1.0, rerank)  # warm the models
+        before = engine_latencies(engine, args.collection, queries, args.k, base_s / 2, rerank)
         server, thread, url = start_server(engine)
         try:
-            rows = [run_load(url, args.collection, queries, c, args.seconds, args.k) for c in counts]
+            rows = [run_load_elsewhere(url, args.collection, queries, c, args.seconds, args.k, rerank) for c in counts]
         finally:
             server.should_exit = True
             thread.join(30)
-        after = engine_latencies(engine, args.collection, queries, args.k, base_s / 2)
+        after = engine_latencies(engine, args.collection, queries, args.k, base_s / 2, rerank)
     finally:
         engine.close()
     baseline = before + after
@@ -186,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     single = next((r for r in rows if r["clients"] == 1), rows[0])
     most = max(rows, key=lambda r: r["clients"])
     result = {
-        "collection": args.collection, "queries": len(queries), "k": args.k, "seconds_per_step": args.seconds,
+        "collection": args.collection, "queries": len(queries), "k": args.k, "reranked": not args.no_rerank,
+        "seconds_per_step": args.seconds,
         "cpu_count": os.cpu_count(), "engine_search_p50_ms": round(engine_p50, 2),
         "engine_search_p95_ms": round(percentile(baseline, 95), 2), "engine_searches": len(baseline),
         "steps": rows,
@@ -198,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(result))
         return 0
-    print(f"collection {args.collection}: {len(queries)} queries, k={args.k}, {args.seconds:g} s per step, "
+    print(f"collection {args.collection}: {len(queries)} queries, k={args.k}"
+          f"{', no rerank' if args.no_rerank else ''}, {args.seconds:g} s per step, "
           f"{os.cpu_count()} CPUs")
     print(f"engine alone (no HTTP): p50 {engine_p50:.1f} ms, p95 {result['engine_search_p95_ms']:.1f} ms "
           f"over {len(baseline)} searches")

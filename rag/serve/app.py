@@ -11,6 +11,7 @@ import asyncio
 import hmac
 import json
 import logging
+import os
 import threading
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Awaitable, Callable
@@ -22,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rag.core.errors import CollectionNotFoundError, ConfigError, RagError, StoreError, StoreLockedError
+from rag.core.llm import LlmError
 from rag.query.retrieve import parse_filters
 from rag.serve.engine import AnswerOptions, Busy, Engine, Forbidden
 from rag.serve.openai_api import (
@@ -59,7 +61,7 @@ def status_of(exc: RagError) -> tuple[int, str]:
     if isinstance(exc, StoreError):
         text = str(exc)
         return (404, "not_found") if ("is empty" in text or "does not exist" in text) else (503, "store_error")
-    if type(exc).__name__ == "LlmError":
+    if isinstance(exc, LlmError):
         return 502, "llm_error"
     return 400, "rag_error"
 
@@ -174,8 +176,6 @@ def create_app(engine: Engine, api_key: str | None = None, local_token: str | No
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
-        import os
-
         return {"status": "ok", "home": str(engine.home), "pid": os.getpid(),
                 "collections": await run_in_threadpool(lambda: [c["name"] for c in engine.collections()])}
 
@@ -201,7 +201,7 @@ def create_app(engine: Engine, api_key: str | None = None, local_token: str | No
         question, history = req.conversation()
         options = AnswerOptions(req.rag.retriever, req.rag.expand, req.rag.multihop, req.rag.max_hops)
         if collection is not None:
-            await run_in_threadpool(engine._require, collection)
+            await run_in_threadpool(engine.require, collection)
         cid = completion_id()
         if not req.stream:
             answer, query = await run_in_threadpool(engine.answer, question, collection, history, options)

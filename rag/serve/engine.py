@@ -200,7 +200,8 @@ class Engine:
             out.append({"name": name, "description": text, "chunks": chunks})
         return out
 
-    def _require(self, collection: str) -> None:
+    def require(self, collection: str) -> None:
+        """Raise CollectionNotFoundError unless the collection exists (the name is checked too)."""
         collection_paths(self.home, collection)  # validates the name
         if collection not in list_collections(self.home):
             raise CollectionNotFoundError(
@@ -209,7 +210,7 @@ class Engine:
 
     def searcher(self, collection: str, retriever: str | None = None, rerank: bool | None = None) -> Searcher:
         """The open searcher of a collection (built on first use and kept)."""
-        self._require(collection)
+        self.require(collection)
         key = (collection, retriever, rerank)
         with self._cache_lock:
             found = self._searchers.get(key)
@@ -236,7 +237,7 @@ class Engine:
     def answerer(self, collection: str | None, options: AnswerOptions = AnswerOptions()) -> Answerer:
         """The kept answerer for a collection (None: routed among the home's collections)."""
         if collection is not None:
-            self._require(collection)
+            self.require(collection)
         key = (collection, options)
         with self._cache_lock:
             found = self._answerers.get(key)
