@@ -223,8 +223,9 @@ def test_rag_serve_process_is_found_by_the_cli_holds_the_store_and_stops_cleanly
     for name, text in DOCS.items():
         write(docs / name, text)
     ingest([str(docs)], Settings.model_validate(SETTINGS), home)
-    write(home / "config.toml", "[rerank]\nenabled = false\n")  # one model less to load in the subprocess
-    proc = rag_proc(home, "serve", "--port", "0", "--no-warm")
+    # one model less to load in the subprocess; an LLM endpoint that refuses: the warm-up notes it, search works
+    write(home / "config.toml", '[rerank]\nenabled = false\n[llm]\nbase_url = "http://127.0.0.1:9/v1"\n')
+    proc = rag_proc(home, "serve", "--port", "0")
     try:
         deadline = time.monotonic() + 120
         while read_discovery(home) is None:
@@ -247,6 +248,8 @@ def test_rag_serve_process_is_found_by_the_cli_holds_the_store_and_stops_cleanly
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
         assert not discovery_path(home).exists()
+        err = proc.stderr.read() if proc.stderr else ""
+        assert "rag: note: the LLM did not start" in err and "Traceback" not in err
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -96,7 +96,8 @@ def serve(obj: Context, host: str | None, port: int | None, no_warm: bool) -> No
     engine = Engine(settings, obj.home)
     if not no_warm:
         click.echo("rag serve: loading the models and starting the LLM...", err=True)
-        engine.warm(llm=True)
+        for note in engine.warm(llm=True):
+            click.echo(f"rag: note: {note}", err=True)
     token = new_local_token()
     app = create_app(engine, api_key=api_key, local_token=token)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=30,

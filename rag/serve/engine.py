@@ -160,8 +160,12 @@ class Engine:
         cfg = self.settings.embedding
         return get_embedder.__wrapped__(cfg.model, cfg.device, cfg.batch_size)
 
-    def warm(self, llm: bool = True) -> None:
-        """Load the embedder and reranker, open the collections and start the LLM now: the first request pays nothing."""
+    def warm(self, llm: bool = True) -> list[str]:
+        """Load the embedder and reranker, open the collections and start the LLM now: the first request pays nothing.
+
+        Returns notes on what could not be warmed (an unreachable LLM leaves search working; chat
+        requests then report the error).
+        """
         from rag.core.embed import get_embedder
         from rag.query.rerank import get_reranker
 
@@ -177,7 +181,11 @@ class Engine:
         if llm:
             from rag.core.prompts import WARM_UP
 
-            self.llm.chat([{"role": "user", "content": WARM_UP}], max_tokens=1)
+            try:
+                self.llm.chat([{"role": "user", "content": WARM_UP}], max_tokens=1)
+            except RagError as exc:
+                return [f"the LLM did not start ({exc}); search works, chat answers will fail until it does"]
+        return []
 
     # -- collections and search ---------------------------------------------------
 
