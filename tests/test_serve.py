@@ -472,3 +472,30 @@ def test_serve_load_benchmark_runs_and_reports_ratios(served: Served, capsys: py
     assert all(s["requests"] > 0 and s["p95_ms"] >= s["p50_ms"] > 0 for s in result["steps"])
     assert result["engine_search_p50_ms"] > 0 and result["ratio_server_p50_1_client_over_engine_p50"] > 0
     assert "ratio_p95_2_clients_over_p50_1_client" in result
+
+
+def test_mcp_without_a_server_loads_the_engine_itself(tmp_path: Path) -> None:
+    import anyio
+    from mcp import ClientSession, StdioServerParameters
+    from mcp.client.stdio import stdio_client
+
+    from ingest.pipeline import ingest
+
+    home, docs = tmp_path / "home", tmp_path / "docs"
+    write(docs / "cacti.md", "# Light\n\nMost cacti want four to six hours of direct sun.\n")
+    ingest([str(docs)], Settings.model_validate(SETTINGS), home)
+    write(home / "config.toml", "[rerank]\nenabled = false\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    params = StdioServerParameters(command=sys.executable, args=["-m", "rag.cli", "--home", str(home), "mcp"],
+                                   env={**env, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)})
+
+    async def session_run() -> Any:
+        async with stdio_client(params) as (read, write_):
+            async with ClientSession(read, write_) as session:
+                await session.initialize()
+                return (await session.call_tool("search", {"query": "direct sun", "k": 1}),
+                        await session.call_tool("list_collections", {}))
+
+    found, listed = anyio.run(session_run)
+    assert not found.isError and found.structuredContent["results"][0]["source"].endswith("cacti.md")
+    assert [c["name"] for c in listed.structuredContent["result"]] == ["default"]
