@@ -12,7 +12,7 @@ the most clients / single-client p50 (target <= 4). Queries: ``--queries`` (a te
 line, or a BEIR ``queries.jsonl``), else the first words of stored chunks.
 
     python benchmarks/serve_load.py beir-scifact --home ~/.local/share/rag --seconds 60 \
-        --queries ~/data/scifact/queries.jsonl
+        --queries ~/data/scifact/queries.jsonl --chat 4
 """
 
 from __future__ import annotations
@@ -138,6 +138,62 @@ def run_load_elsewhere(url: str, collection: str, queries: list[str], clients: i
         return pool.apply(run_load, (url, collection, queries, clients, seconds, k, None, rerank))
 
 
+def _unmarked(text: str) -> str:
+    import re
+
+    return re.sub(r"\s*\[\d+\]", "", text).strip()
+
+
+def run_chats(url: str, collection: str, questions: list[str]) -> dict[str, Any]:
+    """One streaming chat per question, all at once; each must end with its own citations and its own text."""
+    import httpx
+
+    results: list[dict[str, Any]] = []
+    lock = threading.Lock()
+
+    def one(question: str) -> None:
+        t0 = time.perf_counter()
+        text, extra, error = "", None, None
+        body = {"model": f"rag:{collection}", "stream": True, "messages": [{"role": "user", "content": question}]}
+        try:
+            with httpx.Client(base_url=url, timeout=600) as http, http.stream("POST", "/v1/chat/completions",
+                                                                              json=body) as reply:
+                for line in reply.iter_lines():
+                    if not line.startswith("data: ") or line == "data: [DONE]":
+                        continue
+                    data = json.loads(line[6:])
+                    if "error" in data:
+                        error = data["error"]["message"]
+                    for choice in data.get("choices") or []:
+                        text += (choice.get("delta") or {}).get("content") or ""
+                    extra = data.get("rag", extra)
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        complete = extra is not None and error is None
+        own = complete and extra["question"] == question and (
+            extra["withdrawn"] or _unmarked(text) == _unmarked(extra["answer"]))
+        with lock:
+            results.append({"seconds": time.perf_counter() - t0, "complete": complete, "own": own, "error": error})
+
+    threads = [threading.Thread(target=one, args=(q,)) for q in questions]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    times = [r["seconds"] for r in results]
+    return {"chat_clients": len(questions), "complete": sum(r["complete"] for r in results),
+            "not_mixed": sum(r["own"] for r in results), "errors": [r["error"] for r in results if r["error"]],
+            "p50_s": round(percentile(times, 50), 2), "max_s": round(max(times), 2)}
+
+
+def run_chats_elsewhere(url: str, collection: str, questions: list[str]) -> dict[str, Any]:
+    """:func:`run_chats` in a child process."""
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(run_chats, (url, collection, questions))
+
+
 def start_server(engine: Any) -> tuple[Any, threading.Thread, str]:
     """uvicorn over the engine on a free loopback port, in a thread."""
     import uvicorn
@@ -167,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline-seconds", type=float, default=None,
                         help="seconds of direct engine searches before and after the load (default: seconds/4)")
     parser.add_argument("--no-rerank", action="store_true", help="skip the cross-encoder (fused order)")
+    parser.add_argument("--chat", type=int, default=0,
+                        help="after the searches, N concurrent streaming chats (each must complete, none mixed)")
+    parser.add_argument("--llm-model", default=None, help="[llm] local_model for --chat, e.g. smollm2-135m-instruct")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
 
@@ -175,7 +234,10 @@ def main(argv: list[str] | None = None) -> int:
     from rag.serve.engine import Engine
 
     home = resolve_home(args.home)
-    engine = Engine(load_settings(home), home)
+    settings = load_settings(home)
+    if args.llm_model:
+        settings = settings.model_copy(update={"llm": settings.llm.model_copy(update={"local_model": args.llm_model})})
+    engine = Engine(settings, home)
     counts = [int(c) for c in args.clients.split(",") if c.strip()]
     rerank = False if args.no_rerank else None
     base_s = args.baseline_seconds if args.baseline_seconds is not None else max(args.seconds / 4, 2.0)
@@ -189,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         server, thread, url = start_server(engine)
         try:
             rows = [run_load_elsewhere(url, args.collection, queries, c, args.seconds, args.k, rerank) for c in counts]
+            chats = run_chats_elsewhere(url, args.collection, queries[:args.chat]) if args.chat else None
         finally:
             server.should_exit = True
             thread.join(30)
@@ -209,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         f"ratio_p95_{most['clients']}_clients_over_p50_1_client":
             round(most["p95_ms"] / single["p50_ms"], 2) if single["p50_ms"] else None,
         "errors": sum(r["errors"] for r in rows),
+        "chat": chats,
     }
     if args.json:
         print(json.dumps(result))
@@ -224,6 +288,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"server p50 at 1 client / engine p50: {result['ratio_server_p50_1_client_over_engine_p50']} (target <= 1.5)")
     key = f"ratio_p95_{most['clients']}_clients_over_p50_1_client"
     print(f"p95 at {most['clients']} clients / p50 at 1 client: {result[key]} (target <= 4)")
+    if chats:
+        print(f"{chats['chat_clients']} concurrent chats: {chats['complete']} complete, {chats['not_mixed']} with their "
+              f"own answer and citations, p50 {chats['p50_s']} s, slowest {chats['max_s']} s, errors {chats['errors']}")
     return 0
 
 

@@ -472,6 +472,10 @@ def test_serve_load_benchmark_runs_and_reports_ratios(served: Served, capsys: py
     assert all(s["requests"] > 0 and s["p95_ms"] >= s["p50_ms"] > 0 for s in result["steps"])
     assert result["engine_search_p50_ms"] > 0 and result["ratio_server_p50_1_client_over_engine_p50"] > 0
     assert "ratio_p95_2_clients_over_p50_1_client" in result
+    from benchmarks.serve_load import run_chats
+
+    chats = run_chats(served.url, "default", ["What do spider mites leave?"])
+    assert (chats["complete"], chats["not_mixed"], chats["errors"]) == (1, 1, [])
 
 
 def test_mcp_without_a_server_loads_the_engine_itself(tmp_path: Path) -> None:
