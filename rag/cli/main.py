@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import click
 
@@ -242,7 +242,7 @@ def _print_answer_tail(answer: Any, explain: bool) -> None:
 
     if answer.withdrawn:
         click.echo(f"\n{plain(answer.answer, newlines=True)} (withdrawn: the sources do not support the draft above)")
-    print_answer_sources(answer, explain)
+    print_answer_sources(answer.as_dict(), explain)
     if explain:
         sys.stdout.flush()
         for line in explain_lines(answer):
@@ -271,7 +271,8 @@ def chat(obj: Context, collection: str | None, retriever: str | None, expand: st
       rag chat --collection notes
     """
     from rag.query.answer import Answerer
-    from rag.query.chat import HELP, ChatSession
+    from rag.query.chat import ChatSession
+    from rag.cli.chatloop import ChatTurns, run_chat_loop
     from rag.core.home import list_collections
 
     from rag.cli.serve import ask_options, chat_through, server_for
@@ -285,48 +286,20 @@ def chat(obj: Context, collection: str | None, retriever: str | None, expand: st
     target = f"'{answerer.collection}'" if len(answerer.searchers) == 1 else (
         "collections " + ", ".join(answerer.searchers) + " (routed per question)")
     click.echo(f"chatting with {target} ({answerer.llm.endpoint}); /help for commands", err=True)
+
+    def answer(line: str, on_token: Callable[[str], None]) -> None:
+        reply = session.turn(line, on_token=on_token)
+        click.echo("")
+        for note in reply.notes:
+            click.echo(f"rag: note: {plain(note)}", err=True)
+        _print_answer_tail(reply, explain)
+
+    def sources() -> list[dict[str, object]] | None:
+        return None if session.last is None else session.last.as_dict()["sources"]
+
     try:
-        while True:
-            try:
-                line = input("> ").strip()
-            except EOFError:
-                break
-            except KeyboardInterrupt:
-                click.echo("\n(Ctrl-D or /quit to leave)", err=True)
-                continue
-            if not line:
-                continue
-            if line in ("/quit", "/exit"):
-                break
-            if line == "/help":
-                click.echo(HELP)
-            elif line == "/reset":
-                session.reset()
-                click.echo("(conversation cleared)")
-            elif line == "/collections":
-                click.echo("\n".join(list_collections(obj.home)) or "(none)")
-            elif line == "/sources":
-                if session.last is None:
-                    click.echo("(no answer yet)")
-                else:
-                    for n, chunk in enumerate(session.last.sources, 1):
-                        where = chunk.source + (f", page {chunk.page}" if chunk.page is not None else "")
-                        click.echo(plain(f"[{n}] {where}: {' '.join(chunk.text.split())[:200]}"))
-            elif line.startswith("/"):
-                click.echo(f"unknown command {plain(line)}; /help lists them", err=True)
-            else:
-                try:
-                    answer = session.turn(line, on_token=lambda d: (click.echo(plain(d, newlines=True), nl=False), sys.stdout.flush()))
-                except KeyboardInterrupt:
-                    click.echo("\n(answer stopped)", err=True)
-                    continue
-                except RagError as exc:
-                    click.echo(f"\nrag: error: {plain(exc)}", err=True)
-                    continue
-                click.echo("")
-                for note in answer.notes:
-                    click.echo(f"rag: note: {plain(note)}", err=True)
-                _print_answer_tail(answer, explain)
+        run_chat_loop(ChatTurns(answer=answer, reset=session.reset, collections=lambda: list_collections(obj.home),
+                                sources=sources))
     finally:
         answerer.close()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Mapping
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -14,7 +14,6 @@ from ingest.pipeline import IngestReport
 from rag.cli.text import markup, plain
 
 if TYPE_CHECKING:  # only for annotations: keep `rag ingest` from importing the search stack
-    from rag.query.answer import Answer
     from rag.query.search import SearchResult
 
 stderr = Console(stderr=True)
@@ -122,32 +121,41 @@ def print_search(result: "SearchResult", explain: bool) -> None:
         stdout.print("timings: " + ", ".join(f"{k} {v:.1f} ms" for k, v in result.timings_ms.items()))
 
 
-def print_answer_sources(answer: "Answer", explain: bool) -> None:
-    """After a streamed answer: the cited sources with path, page and the cited span."""
-    if answer.citations:
+def print_answer_sources(answer: Mapping[str, Any], explain: bool) -> None:
+    """After a streamed answer: the cited sources with path, page and the cited span.
+
+    ``answer`` is the ``--json`` shape (``Answer.as_dict()``), so answers made here and answers
+    from ``rag serve`` print the same way.
+    """
+    sources = answer.get("sources") or []
+    sentences = answer.get("sentences") or []
+    if answer.get("citations"):
         stdout.print("\n[bold]Sources[/]")
-        for c in answer.citations:
-            chunk = answer.sources[c.n - 1]
-            where = markup(c.source + (f", page {c.page}" if c.page is not None else ""))
-            mark = {True: "[green]supported[/]", False: "[red]not supported[/]", None: ""}[c.supported]
-            added = " [dim](citation added by rag)[/]" if c.attributed else ""
-            quotes = [s.quote for s in answer.sentences if c.n in s.sources and s.quote is not None and s.quote.n == c.n]
+        for c in answer["citations"]:
+            n = c["n"]
+            where = markup(c["source"] + (f", page {c['page']}" if c.get("page") is not None else ""))
+            mark = {True: "[green]supported[/]", False: "[red]not supported[/]", None: ""}[c.get("supported")]
+            added = " [dim](citation added by rag)[/]" if c.get("attributed") else ""
+            quotes = list(dict.fromkeys(
+                (q["start"], q["end"], q["text"]) for s in sentences
+                if n in s["sources"] and (q := s.get("quote")) is not None and q["n"] == n))
             if quotes:  # the sentences of the passage that the answer restates, with their offsets
-                spans = ", ".join(f"{q.start}-{q.end}" for q in dict.fromkeys(quotes))
-                stdout.print(f"[{c.n}] [cyan]{where}[/] chars {spans} {mark}{added}", highlight=False)
-                for q in dict.fromkeys(quotes):
-                    text = plain(" ".join(q.text.split()))
+                spans = ", ".join(f"{start}-{end}" for start, end, _ in quotes)
+                stdout.print(f"[{n}] [cyan]{where}[/] chars {spans} {mark}{added}", highlight=False)
+                for _, _, quoted in quotes:
+                    text = plain(" ".join(quoted.split()))
                     stdout.print("    \u201c" + text[:240] + ("…" if len(text) > 240 else "") + "\u201d",
                                  markup=False, highlight=False)
                 continue
-            stdout.print(f"[{c.n}] [cyan]{where}[/] chars {c.start}-{c.end} {mark}{added}", highlight=False)
-            snippet = plain(" ".join(chunk.text.split()))
+            stdout.print(f"[{n}] [cyan]{where}[/] chars {c.get('start')}-{c.get('end')} {mark}{added}", highlight=False)
+            snippet = plain(" ".join(sources[n - 1]["text"].split())) if n <= len(sources) else ""
             stdout.print("    " + snippet[:240] + ("…" if len(snippet) > 240 else ""), markup=False, highlight=False)
     if explain:
-        stdout.print(f"\nquery: {plain(answer.queries[0])}\nroute: {plain(', '.join(answer.route))}",
+        stdout.print(f"\nquery: {plain((answer.get('queries') or [''])[0])}\n"
+                     f"route: {plain(', '.join(answer.get('route') or []))}", markup=False, highlight=False)
+        for s in sentences:
+            verdict = {True: "supported", False: "NOT supported", None: "not checked"}[s.get("supported")]
+            cites = str(list(s["sources"])) + (" added" if s.get("attributed") else "")
+            stdout.print(f"  - {verdict} {cites}: {plain(s['text'])}", markup=False, highlight=False)
+        stdout.print("timings: " + ", ".join(f"{k} {v:.2f}" for k, v in (answer.get("timings") or {}).items()),
                      markup=False, highlight=False)
-        for s in answer.sentences:
-            verdict = {True: "supported", False: "NOT supported", None: "not checked"}[s.supported]
-            cites = str(list(s.sources)) + (" added" if s.attributed else "")
-            stdout.print(f"  - {verdict} {cites}: {plain(s.text)}", markup=False, highlight=False)
-        stdout.print("timings: " + ", ".join(f"{k} {v:.2f}" for k, v in answer.timings.items()))

@@ -169,32 +169,15 @@ def ask_options(retriever: str | None, expand: str | None, multihop: str | None,
 
 
 def print_answer(data: dict[str, Any], explain: bool) -> None:
-    """After a streamed answer from the server: the refusal if withdrawn, the sources, the --explain lines."""
-    from rich.console import Console
+    """After a streamed answer from the server: its notes, the refusal if withdrawn, the sources, --explain."""
+    from rag.cli.render import print_answer_sources
+    from rag.cli.text import plain
 
-    out = Console(highlight=False)
     for note in data.get("notes") or []:
-        click.echo(f"rag: note: {note}", err=True)
+        click.echo(f"rag: note: {plain(note)}", err=True)
     if data.get("withdrawn"):
-        click.echo(f"\n{data['answer']} (withdrawn: the sources do not support the draft above)")
-    sources = data.get("sources") or []
-    if data.get("citations"):
-        out.print("\n[bold]Sources[/]")
-        for c in data["citations"]:
-            where = c["source"] + (f", page {c['page']}" if c.get("page") is not None else "")
-            mark = {True: "[green]supported[/]", False: "[red]not supported[/]", None: ""}[c.get("supported")]
-            added = " [dim](citation added by rag)[/]" if c.get("attributed") else ""
-            out.print(f"[{c['n']}] [cyan]{where}[/] chars {c.get('start')}-{c.get('end')} {mark}{added}")
-            text = " ".join(sources[c["n"] - 1]["text"].split()) if c["n"] <= len(sources) else ""
-            out.print("    " + text[:240] + ("…" if len(text) > 240 else ""), markup=False)
-    if explain:
-        out.print(f"\nquery: {(data.get('queries') or [''])[0]}\nroute: {', '.join(data.get('route') or [])}",
-                  markup=False)
-        for s in data.get("sentences") or []:
-            verdict = {True: "supported", False: "NOT supported", None: "not checked"}[s.get("supported")]
-            out.print(f"  - {verdict} {list(s.get('sources') or [])}: {s['text']}", markup=False)
-        out.print("timings: " + ", ".join(f"{k} {v:.2f}" for k, v in (data.get("timings") or {}).items()),
-                  markup=False)
+        click.echo(f"\n{plain(data['answer'], newlines=True)} (withdrawn: the sources do not support the draft above)")
+    print_answer_sources(data, explain)
 
 
 def ask_through(server: Any, question: str, collection: str | None, options: dict[str, Any], explain: bool,
@@ -217,53 +200,26 @@ def ask_through(server: Any, question: str, collection: str | None, options: dic
 
 def chat_through(server: Any, collection: str | None, options: dict[str, Any], explain: bool) -> None:
     """``rag chat`` through the server: the conversation is kept here and sent with every question."""
-    from rag.query.chat import HELP
+    from rag.cli.chatloop import ChatTurns, run_chat_loop
 
     messages: list[dict[str, str]] = []
-    last: dict[str, Any] | None = None
+    last: list[dict[str, Any]] = []
     target = f"'{collection}'" if collection else "the home's collections (routed per question)"
     click.echo(f"chatting with {target} through rag serve ({server.url}); /help for commands", err=True)
-    while True:
-        try:
-            line = input("> ").strip()
-        except EOFError:
-            break
-        except KeyboardInterrupt:
-            click.echo("\n(Ctrl-D or /quit to leave)", err=True)
-            continue
-        if not line:
-            continue
-        if line in ("/quit", "/exit"):
-            break
-        if line == "/help":
-            click.echo(HELP)
-        elif line == "/reset":
-            messages, last = [], None
-            click.echo("(conversation cleared)")
-        elif line == "/collections":
-            click.echo("\n".join(c["name"] for c in server.collections()) or "(none)")
-        elif line == "/sources":
-            if last is None:
-                click.echo("(no answer yet)")
-            for s in (last or {}).get("sources") or []:
-                where = s["source"] + (f", page {s['page']}" if s.get("page") is not None else "")
-                click.echo(f"[{s['n']}] {where}: {' '.join(s['text'].split())[:200]}")
-        elif line.startswith("/"):
-            click.echo(f"unknown command {line}; /help lists them", err=True)
-        else:
-            try:
-                data = server.chat(messages + [{"role": "user", "content": line}], collection, options,
-                                   lambda d: (click.echo(d, nl=False), sys.stdout.flush()))
-            except KeyboardInterrupt:
-                click.echo("\n(answer stopped)", err=True)
-                continue
-            except RagError as exc:
-                click.echo(f"\nrag: error: {exc}", err=True)
-                continue
-            click.echo("")
-            messages += [{"role": "user", "content": line}, {"role": "assistant", "content": data["answer"]}]
-            last = data
-            print_answer(data, explain)
+
+    def answer(line: str, on_token: Any) -> None:
+        data = server.chat(messages + [{"role": "user", "content": line}], collection, options, on_token)
+        click.echo("")
+        messages.extend([{"role": "user", "content": line}, {"role": "assistant", "content": data["answer"]}])
+        last[:] = [data]
+        print_answer(data, explain)
+
+    def reset() -> None:
+        messages.clear()
+        last.clear()
+
+    run_chat_loop(ChatTurns(answer=answer, reset=reset, collections=lambda: [c["name"] for c in server.collections()],
+                            sources=lambda: last[0].get("sources") or [] if last else None))
 
 
 def ingest_through(server: Any, paths: tuple[str, ...], collection: str) -> Any:
