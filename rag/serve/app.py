@@ -44,20 +44,22 @@ LOCAL_TOKEN_HEADER = "x-rag-local-token"
 WITHDRAWN_NOTE = " (withdrawn: the sources do not support the draft above)"
 
 
+# Expected failures and their HTTP status and error type; the first match wins.
+_STATUS: tuple[tuple[type[RagError], int, str], ...] = (
+    (Forbidden, 403, "forbidden"),
+    (ModelNotFound, 404, "model_not_found"),
+    (CollectionNotFoundError, 404, "not_found"),
+    (ConfigError, 400, "invalid_request_error"),
+    (StoreLockedError, 409, "busy"),
+    (Busy, 503, "unavailable"),
+)
+
+
 def status_of(exc: RagError) -> tuple[int, str]:
     """The HTTP status and error type of an expected failure."""
-    if isinstance(exc, Forbidden):
-        return 403, "forbidden"
-    if isinstance(exc, ModelNotFound):
-        return 404, "model_not_found"
-    if isinstance(exc, CollectionNotFoundError):
-        return 404, "not_found"
-    if isinstance(exc, ConfigError):
-        return 400, "invalid_request_error"
-    if isinstance(exc, StoreLockedError):
-        return 409, "busy"
-    if isinstance(exc, Busy):
-        return 503, "unavailable"
+    for kind, status, name in _STATUS:
+        if isinstance(exc, kind):
+            return status, name
     if isinstance(exc, StoreError):
         text = str(exc)
         return (404, "not_found") if ("is empty" in text or "does not exist" in text) else (503, "store_error")
