@@ -129,6 +129,33 @@ def test_health_collections_and_search_have_the_cli_shape(served: Served) -> Non
     assert [r["chunk_id"] for r in via_cli["results"]] == [r["chunk_id"] for r in data["results"]]
 
 
+def test_concurrent_searches_share_the_model_thread_and_get_what_one_at_a_time_gets(served: Served) -> None:
+    queries = ["fungus gnats in wet soil", "repot the fiddle-leaf fig", "wrinkled leaves thirsty", "south window sun",
+               "spider mites webbing", "dust the leaves", "overwatering rots roots", "yellow sticky traps"]
+    with served.http() as http:
+        alone = {q: [r["chunk_id"] for r in http.post("/v1/search", json={"query": q, "k": 3}).json()["results"]]
+                 for q in queries}
+    calls_before = served.engine.worker.calls
+    got: dict[tuple[int, str], list[str]] = {}
+    statuses: list[int] = []
+
+    def client(n: int) -> None:
+        with served.http() as http:
+            for q in queries[n:] + queries[:n]:
+                reply = http.post("/v1/search", json={"query": q, "k": 3})
+                statuses.append(reply.status_code)
+                got[(n, q)] = [r["chunk_id"] for r in reply.json()["results"]]
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert statuses == [200] * 64
+    assert all(got[(n, q)] == alone[q] for n in range(8) for q in queries)
+    assert served.engine.worker.calls > calls_before  # the model calls ran on the model thread
+
+
 def test_search_options_filters_and_limits(served: Served) -> None:
     with served.http() as http:
         only_md = http.post("/v1/search", json={"query": "water", "k": 5, "filters": ["source=*.md"],

@@ -89,10 +89,14 @@ class Reranker:
 
     def scores(self, query: str, texts: Sequence[str]) -> list[float]:
         """Relevance score of each text for the query (higher is better)."""
-        if not texts:
+        return self.score_pairs([(query, t) for t in texts])
+
+    def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        """Relevance score of each (query, text) pair; the queries may differ (one call for many searches)."""
+        if not pairs:
             return []
         with torch_threads(self.threads):
-            out = self.model.predict([(query, t) for t in texts], batch_size=self.batch_size, show_progress_bar=False)
+            out = self.model.predict(list(pairs), batch_size=self.batch_size, show_progress_bar=False)
         return [float(x) for x in out]
 
     def rerank(self, query: str, chunks: Sequence[ScoredChunk], top_n: int,

@@ -83,6 +83,15 @@ class Searcher:
             if why:
                 self.notes.append(why)
 
+    def use_models(self, embedder: Any, wrap_reranker: Any) -> None:
+        """Search with ``embedder`` and ``wrap_reranker(reranker)`` instead of this process's cached models.
+
+        A server uses this to run the model calls of many requests on one thread, batched.
+        """
+        self.ctx.embedder = embedder
+        if self._reranker is not None:
+            self._reranker = wrap_reranker(self._reranker)
+
     def check_query(self, query: str) -> str:
         """Reject empty queries and queries longer than the embedding model reads."""
         query = query.strip()

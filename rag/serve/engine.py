@@ -2,15 +2,18 @@
 
 Concurrency, in one place:
 
-- ``models``: the shared embedder and reranker serve one query at a time (a Hugging Face fast
-  tokenizer shared between threads fails with "Already borrowed"); searches queue on it.
+- model calls: the shared embedder and reranker run on one thread of their own
+  (:class:`rag.serve.batching.ModelWorker`); every request hands its model work to it and waits,
+  and what queued while it was busy runs as one batched call (a Hugging Face fast tokenizer shared
+  between threads fails with "Already borrowed", and on a CPU one call over many queries costs
+  much less than many calls). The rest of a search (the store's searches, BM25, fusion) runs on
+  the request's own thread, concurrently with the others.
 - ``answering``: one answer at a time owns the LLM (it generates, then judges its own sentences);
-  other answers queue on it. The answer path has its own embedder instance, so a search never
-  waits for an answer's generation, only for its retrieval.
+  other answers queue on it. Its retrieval shares the model thread with the searches.
 - ingests run one at a time on a background thread with their own embedder; a search during an
   ingest reads the shared store (the engine locks its write-ahead log per process, so the ingest
   and the searches use one open shard). When an ingest finishes, the collection's searchers are
-  rebuilt so filters and the BM25 index see the new files.
+  rebuilt (once the searches using them are done) so filters and the BM25 index see the new files.
 """
 
 from __future__ import annotations
@@ -19,9 +22,10 @@ import os
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from rag.core.config import Settings
 from rag.core.errors import CollectionNotFoundError, ConfigError, RagError
@@ -31,6 +35,7 @@ from rag.query.chat import ChatSession
 from rag.query.route import descriptions
 from rag.query.search import SearchResult, Searcher
 from rag.query.retrieve import SearchFilter
+from rag.serve.batching import BatchedEmbedder, BatchedReranker, ModelWorker
 
 
 class Forbidden(RagError):
@@ -119,6 +124,44 @@ def path_allowed(path: Path, roots: Sequence[str]) -> bool:
     return False
 
 
+class ReadWriteLock:
+    """Many readers at once, or one writer; a waiting writer goes before new readers."""
+
+    def __init__(self) -> None:
+        self._cv = threading.Condition()
+        self._readers = 0
+        self._writer = False
+        self._writers_waiting = 0
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        with self._cv:
+            while self._writer or self._writers_waiting:
+                self._cv.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cv:
+                self._readers -= 1
+                self._cv.notify_all()
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        with self._cv:
+            self._writers_waiting += 1
+            while self._writer or self._readers:
+                self._cv.wait()
+            self._writers_waiting -= 1
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cv:
+                self._writer = False
+                self._cv.notify_all()
+
+
 class Engine:
     """Owns a home's collections and models for the life of the server; every method is thread-safe."""
 
@@ -128,11 +171,12 @@ class Engine:
         self._llm = llm
         self._own_llm = llm is None
         self._cache_lock = threading.Lock()
-        self.models = threading.Lock()
+        self.worker = ModelWorker()
+        self._batched_embedder: BatchedEmbedder | None = None
+        self.in_use = ReadWriteLock()  # searches and retrievals read the open searchers; a refresh writes
         self.answering = threading.Lock()
         self._searchers: dict[tuple[str, str | None, bool | None], Searcher] = {}
         self._answerers: dict[tuple[str | None, AnswerOptions], Answerer] = {}
-        self._answer_embedder: Any = None
         self._ingest_embedder: Any = None
         self.jobs: dict[str, IngestJob] = {}
         self._queue: list[IngestJob] = []
@@ -159,6 +203,17 @@ class Engine:
 
         cfg = self.settings.embedding
         return get_embedder.__wrapped__(cfg.model, cfg.device, cfg.batch_size)
+
+    def _share_models(self, searcher: Searcher) -> None:
+        """Route a searcher's model calls through the model thread (batched with other requests')."""
+        with self._cache_lock:
+            if self._batched_embedder is None:
+                from rag.core.embed import get_embedder
+
+                cfg = self.settings.embedding
+                self._batched_embedder = BatchedEmbedder(
+                    get_embedder(cfg.model, cfg.device, cfg.batch_size), self.worker, cfg.query_threads)
+        searcher.use_models(self._batched_embedder, lambda reranker: BatchedReranker(reranker, self.worker))
 
     def warm(self, llm: bool = True) -> list[str]:
         """Load the embedder and reranker, open the collections and start the LLM now: the first request pays nothing.
@@ -222,9 +277,15 @@ class Engine:
         key = (collection, retriever, rerank)
         with self._cache_lock:
             found = self._searchers.get(key)
-            if found is None:
-                found = self._searchers[key] = Searcher(self.settings, self.home, collection, retriever, rerank)
+        if found is not None:
             return found
+        built = Searcher(self.settings, self.home, collection, retriever, rerank)
+        self._share_models(built)
+        with self._cache_lock:
+            found = self._searchers.setdefault(key, built)
+        if found is not built:  # another request built it meanwhile
+            built.close()
+        return found
 
     def search(self, query: str, collection: str = "default", k: int = 10, retriever: str | None = None,
                rerank: bool | None = None, flt: SearchFilter | None = None) -> SearchResult:
@@ -236,9 +297,8 @@ class Engine:
             from rag.query.search import EMPTY_QUERY
 
             raise ConfigError(EMPTY_QUERY)
-        searcher = self.searcher(collection, retriever, rerank)
-        with self.models:
-            return searcher.search(query, k, flt)
+        with self.in_use.reading():
+            return self.searcher(collection, retriever, rerank).search(query, k, flt)
 
     # -- answers -------------------------------------------------------------------
 
@@ -254,10 +314,8 @@ class Engine:
         llm = self.llm
         answerer = Answerer(answer_settings(self.settings, options), self.home, collection, llm=llm,
                             retriever=options.retriever)
-        if self._answer_embedder is None:
-            self._answer_embedder = self._private_embedder()
-        for s in answerer.searchers.values():  # the answer path never shares a tokenizer with searches
-            s.ctx.embedder = self._answer_embedder
+        for s in answerer.searchers.values():
+            self._share_models(s)
         with self._cache_lock:
             self._answerers[key] = answerer
         return answerer
@@ -280,7 +338,7 @@ class Engine:
             session = ChatSession(answerer)
             session.history = list(history)
             query = session.standalone_query(question)
-            with self.models:
+            with self.in_use.reading():
                 evidence = answerer.gather(query)
 
             def token(delta: str) -> None:
@@ -358,7 +416,7 @@ class Engine:
 
     def refresh(self, collection: str) -> None:
         """Rebuild the searchers of a collection on next use (after an ingest changed its files)."""
-        with self.answering, self.models, self._cache_lock:
+        with self.answering, self.in_use.writing(), self._cache_lock:
             stale = [k for k in self._searchers if k[0] == collection]
             for key in stale:
                 self._searchers.pop(key).close()
@@ -381,12 +439,13 @@ class Engine:
             self._queue_cv.notify_all()
         if self._worker is not None:
             self._worker.join(wait_ingest_s)
-        with self.answering, self.models, self._cache_lock:
+        with self.answering, self.in_use.writing(), self._cache_lock:
             for searcher in self._searchers.values():
                 searcher.close()
             self._searchers.clear()
             for answerer in self._answerers.values():
                 answerer.close_searchers()
             self._answerers.clear()
+        self.worker.close()
         if self._own_llm and self._llm is not None:
             self._llm.close()
