@@ -3,11 +3,13 @@
 Both backends hold one schema: a named dense vector ``dense`` (cosine), a named
 sparse vector ``bm25`` with Qdrant's IDF modifier, and a payload with the chunk
 text and metadata, indexed on ``source`` and ``file_type``. The rest of the
-project talks only to the :class:`VectorStore` protocol.
+project talks only to the :class:`VectorStore` protocol. The large-collection settings of
+``[store]`` (HNSW, on-disk, quantization, shards) are translated in ``rag/core/store_tuning.py``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -20,6 +22,16 @@ from typing import Any, Iterator, Mapping, Protocol, Sequence
 from rag.core.config import StoreConfig
 from rag.core.disk import disk_full, ensure_free
 from rag.core.errors import StoreError, StoreLockedError
+from rag.core.store_tuning import (
+    check_embedded,
+    collection_settings_set,
+    edge_config,
+    edge_drift,
+    fixed_error,
+    search_params,
+    server_collection_options,
+    server_drift,
+)
 
 DENSE = "dense"
 SPARSE = "bm25"
@@ -70,6 +82,7 @@ class VectorStore(Protocol):
         self, indices: Sequence[int], values: Sequence[float], limit: int, match: Match | None = None
     ) -> list[Hit]: ...
     def flush(self) -> None: ...
+    def optimize(self) -> None: ...
     def close(self) -> None: ...
     def drop(self) -> None: ...
 
@@ -117,13 +130,18 @@ class EdgeStore:
     """The embedded default: Qdrant's own engine in-process (qdrant-edge-py), on local disk.
 
     The engine locks its write-ahead log per process, so EdgeStore objects on the same
-    path within one process share one open shard.
+    path within one process share one open shard. The first to open it applies the ``[store]``
+    settings that differ from the collection's (the engine rewrites its config; HNSW and
+    quantization are built by :meth:`optimize`).
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, config: StoreConfig | None = None) -> None:
         import qdrant_edge as qe
 
         self._qe = qe
+        self.config = config or StoreConfig()
+        check_embedded(self.config)
+        self._search_params = search_params(self.config, qe.SearchParams, qe.QuantizationSearchParams)
         self.path = path
         self.location = str(path)
         self._shard: Any = None
@@ -152,8 +170,12 @@ class EdgeStore:
             _OPEN_SHARDS[key][1] += 1
             return _OPEN_SHARDS[key][0]
         ensure_free(self.path)  # the engine maps files: on a full disk it would die of SIGBUS, not raise
+        new_config = self._settings_to_apply()
         try:
-            shard = self._qe.EdgeShard.load(str(self.path))
+            if new_config is None:
+                shard = self._qe.EdgeShard.load(str(self.path))
+            else:
+                shard = self._qe.EdgeShard.load(str(self.path), new_config)
             _OPEN_SHARDS[key] = [shard, 1]
             return shard
         except Exception as exc:  # noqa: BLE001 - the engine raises plain Exception
@@ -162,7 +184,28 @@ class EdgeStore:
                     f"the store at {self.path} is open in another process (an ingest may be running); "
                     "wait for it to finish and try again"
                 ) from None
+            if "incompatible" in str(exc).lower():
+                raise StoreError(
+                    f"the store at {self.path} cannot take the [store] settings: {str(exc)[:200]}; set them back, "
+                    f"or delete the folder {self.path} and run `rag ingest` again"
+                ) from None
             raise self._damaged(exc) from None
+
+    def _settings_to_apply(self) -> Any:
+        """The engine config to reopen with when ``[store]`` asks for settings the collection lacks, else None."""
+        if not collection_settings_set(self.config):
+            return None
+        try:
+            stored = json.loads((self.path / "edge_config.json").read_text(encoding="utf-8"))
+            dimensions = int(stored["vectors"][DENSE]["size"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None  # no readable config: open as it is; a damaged store is reported by the engine
+        drift = edge_drift(self.config, stored, DENSE)
+        if drift.fixed:
+            raise fixed_error(self.path.parent.name, str(self.path), drift.fixed, f"delete the folder {self.path}")
+        if not drift.changes:
+            return None
+        return edge_config(self.config, self._qe, DENSE, SPARSE, dimensions, stored)
 
     def exists(self) -> bool:
         """Whether the collection has been created."""
@@ -173,10 +216,7 @@ class EdgeStore:
         qe = self._qe
         ensure_free(self.path.parent)
         self.path.mkdir(parents=True, exist_ok=True)
-        config = qe.EdgeConfig(
-            vectors={DENSE: qe.EdgeVectorParams(size=dimensions, distance=qe.Distance.Cosine)},
-            sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
-        )
+        config = edge_config(self.config, qe, DENSE, SPARSE, dimensions)
         self._shard = qe.EdgeShard.create(str(self.path), config)
         _OPEN_SHARDS[str(self.path.resolve())] = [self._shard, 1]
         for name in INDEXED_FIELDS:
@@ -284,6 +324,7 @@ class EdgeStore:
             with_payload=True,
             query=qe.Query.Nearest([float(x) for x in vector], using=DENSE),
             filter=self._filter(match),
+            params=self._search_params,
         )
         return self._hits(self._engine(self.shard.query, request))
 
@@ -306,6 +347,15 @@ class EdgeStore:
         """Persist pending changes."""
         if self._shard is not None:
             self._engine(self._shard.flush)
+
+    def optimize(self) -> None:
+        """Merge segments and build the HNSW graph (and int8 vectors) with the collection's settings; blocks.
+
+        Until it runs, the embedded engine searches by exact brute force and the HNSW and
+        quantization settings have no effect.
+        """
+        if self._shard is not None:
+            self._engine(self._shard.optimize)
 
     def close(self) -> None:
         """Flush and release the engine (and its WAL lock) once no other user in this process holds it."""
@@ -337,6 +387,9 @@ class ServerStore:
         from qdrant_client import QdrantClient, models
 
         self._models = models
+        self.config = config
+        self._search_params = search_params(config, models.SearchParams, models.QuantizationSearchParams)
+        self._checked = not collection_settings_set(config)  # compared with the collection on first use
         self.name = f"{config.collection_prefix}{collection}"
         self._secrets: list[str] = []
         url = config.url.strip()
@@ -356,6 +409,9 @@ class ServerStore:
         self._url = url
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        if not self._checked:
+            self._checked = True
+            self._apply_settings()
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
@@ -372,21 +428,39 @@ class ServerStore:
             warnings.warn(mask_secrets(str(w.message), self._secrets), w.category, stacklevel=2)
         return result
 
+    def _apply_settings(self) -> None:
+        """Compare an existing collection with the ``[store]`` settings that are set: refuse what cannot
+        change (shards, replicas), update the rest in place (``update_collection``)."""
+        if not self._call(self.client.collection_exists, self.name):
+            return
+        info = self._call(self.client.get_collection, self.name)
+        drift = server_drift(self.config, info, self._models, DENSE)
+        if drift.fixed:
+            raise fixed_error(self.name, self._url, drift.fixed,
+                              f"delete it on the server (DELETE {self._url}/collections/{self.name})")
+        if drift.update:
+            self._call(self.client.update_collection, self.name, **drift.update)
+
     def exists(self) -> bool:
         """Whether the collection exists on the server."""
         return bool(self._call(self.client.collection_exists, self.name))
 
+    def create_request(self, dimensions: int) -> dict[str, Any]:
+        """The ``create_collection`` arguments: the project schema and the ``[store]`` settings that are set."""
+        m = self._models
+        return {
+            "vectors_config": {
+                DENSE: m.VectorParams(size=dimensions, distance=m.Distance.COSINE, on_disk=self.config.on_disk_vectors)
+            },
+            "sparse_vectors_config": {SPARSE: m.SparseVectorParams(modifier=m.Modifier.IDF)},
+            **server_collection_options(self.config, m),
+        }
+
     def create(self, dimensions: int) -> None:
         """Create the collection with the project schema."""
-        m = self._models
-        self._call(
-            self.client.create_collection,
-            self.name,
-            vectors_config={DENSE: m.VectorParams(size=dimensions, distance=m.Distance.COSINE)},
-            sparse_vectors_config={SPARSE: m.SparseVectorParams(modifier=m.Modifier.IDF)},
-        )
+        self._call(self.client.create_collection, self.name, **self.create_request(dimensions))
         for name in INDEXED_FIELDS:
-            self._call(self.client.create_payload_index, self.name, name, m.PayloadSchemaType.KEYWORD)
+            self._call(self.client.create_payload_index, self.name, name, self._models.PayloadSchemaType.KEYWORD)
 
     def _filter(self, match: Match | None, must_not: Match | None = None) -> Any:
         m = self._models
@@ -483,6 +557,7 @@ class ServerStore:
             limit=limit,
             with_payload=True,
             query_filter=self._filter(match),
+            search_params=self._search_params,
         )
         return self._hits(response)
 
@@ -506,6 +581,9 @@ class ServerStore:
     def flush(self) -> None:
         """Upserts already wait for the server; nothing to do."""
 
+    def optimize(self) -> None:
+        """The server's own optimizers build indexes in the background; nothing to do."""
+
     def close(self) -> None:
         """Close the connection (a shared :memory: client stays open)."""
         if self._url != ":memory:":
@@ -520,7 +598,7 @@ class ServerStore:
 def open_store(config: StoreConfig, collection_dir: Path, collection: str) -> VectorStore:
     """The configured backend for one collection."""
     if config.backend == "edge":
-        return EdgeStore(collection_dir / "qdrant")
+        return EdgeStore(collection_dir / "qdrant", config)
     return ServerStore(config, collection)
 
 
