@@ -2,7 +2,8 @@
 
 Documents are ingested whole (title, blank line, text: one chunk per document,
 as the BEIR and MTEB baselines embed them, truncated to the model's length), under
-the sources ``beir:<folder>/<doc-id>``, in the collection ``beir-<folder>``. A
+the sources ``beir:<folder>/<doc-id>``, in the collection ``beir-<folder>``; a document's
+title also names it in chunk headers (``[chunking] context``). A
 rerun reuses the collection: unchanged documents are not re-embedded.
 """
 
@@ -61,8 +62,9 @@ def collection_name(folder: Path) -> str:
 
 
 def beir_settings(settings: Settings) -> Settings:
-    """The user's settings with whole-document chunks."""
-    return settings.model_copy(update={"chunking": ChunkingConfig(chunk_size=WHOLE_DOCUMENT_CHARS, chunk_overlap=0)})
+    """The user's settings with whole-document chunks (other chunking settings, such as ``context``, kept)."""
+    whole = {**settings.chunking.model_dump(), "chunk_size": WHOLE_DOCUMENT_CHARS, "chunk_overlap": 0}
+    return settings.model_copy(update={"chunking": ChunkingConfig.model_validate(whole)})
 
 
 def ingest_beir(data: BeirData, folder: Path, settings: Settings, home: Path, collection: str) -> dict[str, Any]:
@@ -71,7 +73,7 @@ def ingest_beir(data: BeirData, folder: Path, settings: Settings, home: Path, co
 
     scope = f"beir:{folder.resolve().name}"
     docs = (
-        (f"{scope}/{doc_id}", f"{title}\n\n{text}" if title else text)
+        (f"{scope}/{doc_id}", f"{title}\n\n{text}" if title else text, title)
         for doc_id, title, text in beir_documents(data)
     )
     report = Ingestor(beir_settings(settings), home, collection).run_texts(docs, scope)

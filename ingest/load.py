@@ -35,6 +35,7 @@ SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(
 _FILE_TYPE_ALIASES = {"htm": "html", "xhtml": "html", "markdown": "md", "text": "txt", "": "txt"}
 
 _Extracted = tuple[str, tuple[PageSpan, ...], tuple[Section, ...], str | None, tuple[str, ...]]
+_Titled = tuple[str, tuple[PageSpan, ...], tuple[Section, ...], str | None, tuple[str, ...], str]
 
 
 def file_type_of(path: Path) -> str:
@@ -61,7 +62,7 @@ def load_document(path: Path, source: str) -> LoadedDocument:
     if not data:
         raise LoadError(EMPTY_REASON)
     try:
-        text, pages, sections, encoding, warnings = _extract(extension, data)
+        text, pages, sections, encoding, warnings, title = _extract(extension, data)
     except LoadError:
         raise
     except RecursionError as exc:
@@ -78,6 +79,7 @@ def load_document(path: Path, source: str) -> LoadedDocument:
         sections=sections,
         encoding=encoding,
         warnings=warnings,
+        title=title,
     )
 
 
@@ -97,10 +99,30 @@ def _kind(extension: str) -> str:
     return f"broken {name}"
 
 
-def _extract(extension: str, data: bytes) -> _Extracted:
-    """Dispatch on the extension; returns (text, pages, sections, encoding, warnings)."""
+def _extract(extension: str, data: bytes) -> _Titled:
+    """Dispatch on the extension; returns (text, pages, sections, encoding, warnings, title)."""
     handler = _HANDLERS.get(extension, _load_plain)
-    return handler(data)
+    text, pages, sections, encoding, warnings = handler(data)
+    title_of = _TITLES.get(extension)
+    return text, pages, sections, encoding, warnings, title_of(data) if title_of else ""
+
+
+def _html_title(data: bytes) -> str:
+    from ingest.load_html import decode_html, html_title
+
+    return html_title(decode_html(data)[0])
+
+
+def _pdf_title(data: bytes) -> str:
+    from ingest.load_pdf import pdf_title
+
+    return pdf_title(data)
+
+
+def _docx_title(data: bytes) -> str:
+    from ingest.load_docx import docx_title
+
+    return docx_title(data)
 
 
 def _load_plain(data: bytes) -> _Extracted:
@@ -152,4 +174,10 @@ _HANDLERS: dict[str, Callable[[bytes], _Extracted]] = {
     ".rst": _load_rst,
     ".pdf": _load_pdf,
     ".docx": _load_docx,
+}
+
+_TITLES: dict[str, Callable[[bytes], str]] = {
+    **dict.fromkeys(_HTML, _html_title),
+    ".pdf": _pdf_title,
+    ".docx": _docx_title,
 }

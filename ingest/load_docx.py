@@ -143,3 +143,21 @@ def _table_lines(tbl: Any) -> list[str]:
 def _nearest(element: Any, tag: str) -> Any:
     """The closest ancestor of ``element`` with ``tag``."""
     return next(element.iterancestors(tag), None)
+
+
+_CORE_TITLE = re.compile(rb"<dc:title[^>]*>(.*?)</dc:title>", re.DOTALL)
+
+
+def docx_title(data: bytes) -> str:
+    """The document's core-properties title (``docProps/core.xml``), or "" when it has none or cannot be read."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as package, package.open("docProps/core.xml") as fh:
+            core = fh.read(1_000_000)
+        found = _CORE_TITLE.search(core)
+        if found is None:
+            return ""
+        import html
+
+        return html.unescape(found.group(1).decode("utf-8", "replace"))
+    except Exception:  # a title is optional: an unreadable one never fails the load
+        return ""

@@ -294,3 +294,14 @@ def _cell_text(cell: Tag) -> str:
     sub = _TextBuilder()
     _walk(cell, sub, [])
     return " ".join(sub.text().split())
+
+
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
+
+
+def html_title(markup: str) -> str:
+    """The page's ``<title>`` text (within the first 200,000 characters), or ""."""
+    import html
+
+    found = _TITLE.search(markup, 0, 200_000)
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", found.group(1))).split()) if found else ""

@@ -297,3 +297,18 @@ def clean_page_text(text: str) -> str:
     across a line break (U+0002 / U+FFFE: PDFium already joined the lines, so ``ef\ufffeficient`` -> ``efficient``)."""
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
     return text.replace("\x02", "").replace("\ufffe", "").strip()
+
+
+def pdf_title(data: bytes) -> str:
+    """The PDF's metadata title (its Info dictionary's /Title), or "" when it has none or cannot be read."""
+    try:
+        import pypdfium2 as pdfium
+
+        with _PDFIUM_LOCK:
+            document = pdfium.PdfDocument(data)
+            try:
+                return str(document.get_metadata_value("Title") or "")
+            finally:
+                document.close()
+    except Exception:  # a title is optional: an unreadable one never fails the load
+        return ""

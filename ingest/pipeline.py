@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Iterable, Protocol, Sequence
 
 from ingest.chunk import ChunkSettings, chunk_document
+from ingest.context import add_context, context_signature
 from ingest.discover import Discovery, FoundFile, discover
 from ingest.load import SUPPORTED_EXTENSIONS, load_document
 from ingest.lock import WriterLock
@@ -35,7 +36,7 @@ from rag.core.faults import fault_point
 from rag.core.errors import ConfigError, LoadError, RagError, UnsupportedFileError
 from rag.core.home import CollectionPaths, collection_paths
 from rag.core.lexical import Analyzer, bm25_document_weights
-from rag.core.records import Chunk, LoadedDocument
+from rag.core.records import Chunk, LoadedDocument, indexed_text
 from rag.core.store import StoredPoint, VectorStore, open_store
 
 GROUP_CHUNKS = 4096
@@ -139,6 +140,7 @@ class _Work:
     had_row: bool
     chunks: list[Chunk] = field(default_factory=list)
     text: str | None = None  # in-memory documents (e.g. a BEIR corpus) carry their text
+    title: str | None = None  # ... and may carry their title
 
 
 class Ingestor:
@@ -155,7 +157,10 @@ class Ingestor:
         self.analyzer = Analyzer(settings.bm25.language, settings.bm25.stopwords)
         chunking = ChunkSettings(settings.chunking.chunk_size, settings.chunking.chunk_overlap)
         self.chunk_settings = chunking
-        self.pipeline_sig = f"{chunking.signature()}|loader:{LOADER_VERSION}"
+        self.context_parts = tuple(settings.chunking.context)
+        context = context_signature(self.context_parts)
+        # without a header the signature is the one from before headers existed: nothing is re-embedded
+        self.pipeline_sig = f"{chunking.signature()}|loader:{LOADER_VERSION}" + (f"|{context}" if context else "")
 
     def version(self, file_hash: str) -> str:
         """The payload ``version`` of a file's points: its content and how it was loaded and chunked."""
@@ -261,7 +266,10 @@ class Ingestor:
             manifest.record_failure(item.found.source, item.file_hash, self.pipeline_sig, str(exc))
             failed.append(FileIssue(item.found.source, reason))
             return False
-        item.chunks = chunk_document(doc, self.chunk_settings)
+        item.chunks = add_context(
+            doc, chunk_document(doc, self.chunk_settings), self.context_parts,
+            title=item.title, name_fallback=item.text is None,  # an in-memory source is no file name
+        )
         if not item.chunks:
             manifest.record_failure(item.found.source, item.file_hash, self.pipeline_sig, "no text to index")
             failed.append(FileIssue(item.found.source, "no text to index"))
@@ -272,7 +280,7 @@ class Ingestor:
         recorded = manifest.get_meta("avgdl")
         if recorded is not None:
             return float(recorded)
-        lengths = [len(self.analyzer.tokens(c.text)) for item in group for c in item.chunks]
+        lengths = [len(self.analyzer.tokens(c.indexed_text)) for item in group for c in item.chunks]
         avgdl = round(sum(lengths) / max(len(lengths), 1), 3) or 1.0
         manifest.set_meta({"avgdl": str(avgdl)})
         return avgdl
@@ -280,7 +288,7 @@ class Ingestor:
     def _write_group(self, group: list[_Work], manifest: Manifest, store: VectorStore) -> tuple[int, int]:
         """Store one batch of files; returns (chunks embedded, chunks reused)."""
         # Checked before anything of the batch is written: the engine dies of SIGBUS on a full disk.
-        text_bytes = sum(len(c.text.encode("utf-8", "replace")) for w in group for c in w.chunks)
+        text_bytes = sum(len(c.indexed_text.encode("utf-8", "replace")) for w in group for c in w.chunks)
         n_chunks = sum(len(w.chunks) for w in group)
         dims = int(manifest.get_meta("dimensions") or 384)
         ensure_free(self.paths.root, need=3 * text_bytes + n_chunks * (8 * dims + 2048))
@@ -300,7 +308,7 @@ class Ingestor:
             for start in range(0, len(part), UPSERT_BATCH):
                 points = []
                 for c, vector in zip(part[start:start + UPSERT_BATCH], vectors[start:start + UPSERT_BATCH]):
-                    idx, val = bm25_document_weights(self.analyzer.tokens(c.text), avgdl, k1, b)
+                    idx, val = bm25_document_weights(self.analyzer.tokens(c.indexed_text), avgdl, k1, b)
                     points.append(StoredPoint(c.id, vector, idx, val, c.payload(hashes[c.source], versions[c.source])))
                 store.upsert(points)
                 fault_point("mid_upsert")
@@ -308,11 +316,11 @@ class Ingestor:
         reused = [c for c in chunks if c.id in existing]
         upsert(reused, [existing[c.id][0] for c in reused])
         # Longest first, as SentenceTransformer.encode orders a batch: similar lengths pad least.
-        missing = sorted((c for c in chunks if c.id not in existing), key=lambda c: -len(c.text))
+        missing = sorted((c for c in chunks if c.id not in existing), key=lambda c: -len(c.indexed_text))
         step = max(self.settings.embedding.batch_size * 16, 256)
         for start in range(0, len(missing), step):
             part = missing[start:start + step]
-            upsert(part, list(self.embedder.embed([c.text for c in part])))
+            upsert(part, list(self.embedder.embed([c.indexed_text for c in part])))
             self.progress.embedded(len(part))
         store.flush()
         fault_point("after_upsert")
@@ -333,15 +341,20 @@ class Ingestor:
         if in_step and Bm25Index.problem(self.paths.bm25) is None:  # also checks the file's sha256
             return False
         fault_point("before_bm25")
-        pairs = ((cid, str(payload.get("text", ""))) for cid, payload in store.scroll(with_payload=True))
+        pairs = (
+            (cid, indexed_text(str(payload.get("text", "")), str(payload.get("context") or "")))
+            for cid, payload in store.scroll(with_payload=True)
+        )
         index = Bm25Index.build(pairs, self.analyzer, self.settings.bm25.k1, self.settings.bm25.b)
         index.save(self.paths.bm25)
         return True
 
-    def run_texts(self, documents: Iterable[tuple[str, str]], scope: str) -> IngestReport:
-        """Ingest in-memory ``(source, text)`` documents; sources under ``scope`` not given are removed.
+    def run_texts(self, documents: Iterable[tuple[str, str] | tuple[str, str, str]], scope: str) -> IngestReport:
+        """Ingest in-memory ``(source, text[, title])`` documents; sources under ``scope`` not given are removed.
 
         Used for corpora that are not files (``rag eval beir`` uses ``beir:<folder>/<doc-id>`` sources).
+        The title names the document in chunk headers (``[chunking] context``); without one a
+        document's header has no title (its source is an id, not a file name).
         """
         started = time.perf_counter()
         with WriterLock(self.paths.lock, self.paths.name):
@@ -353,7 +366,7 @@ class Ingestor:
                 work: list[_Work] = []
                 present: set[str] = set()
                 unchanged = 0
-                for source, text in documents:
+                for source, text, *rest in documents:
                     present.add(source)
                     data = text.encode("utf-8")
                     digest = hashlib.sha256(data).hexdigest()
@@ -363,7 +376,8 @@ class Ingestor:
                         unchanged += 1
                         continue
                     found = FoundFile(path=Path(source), source=source, size=len(data), mtime_ns=0)
-                    work.append(_Work(found=found, file_hash=digest, had_row=row is not None, text=text))
+                    title = rest[0] if rest else None
+                    work.append(_Work(found=found, file_hash=digest, had_row=row is not None, text=text, title=title))
                 deleted = [s for s in rows if s not in present and _under(s, [scope])]
                 return self._process(work, deleted, [], [], unchanged, manifest, store, started)
             finally:

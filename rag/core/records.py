@@ -37,6 +37,7 @@ class LoadedDocument:
     sections: tuple[Section, ...] = ()
     encoding: str | None = None
     warnings: tuple[str, ...] = ()
+    title: str = ""  # the file's own title (PDF/DOCX metadata, HTML <title>); "" when it has none
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +47,9 @@ class Chunk:
     ``start``/``end`` are character offsets into the document's extracted text,
     so ``document.text[start:end] == text``. ``id`` is derived from the source
     and the content, so re-ingesting unchanged text gives the same id.
+    ``context`` is a short header naming the chunk's document, section and page
+    (``[chunking] context``, see ``ingest.context``): it is part of what is embedded and
+    indexed (``indexed_text``), never of the displayed ``text``.
     """
 
     id: str
@@ -58,6 +62,12 @@ class Chunk:
     page: int | None = None
     page_end: int | None = None
     headings: tuple[str, ...] = field(default_factory=tuple)
+    context: str = ""
+
+    @property
+    def indexed_text(self) -> str:
+        """What the chunk is embedded and BM25-indexed by: its context header, then its text."""
+        return indexed_text(self.text, self.context)
 
     def payload(self, file_hash: str, version: str) -> dict[str, object]:
         """The payload stored with the chunk's vectors.
@@ -77,7 +87,13 @@ class Chunk:
             "page": self.page,
             "page_end": self.page_end,
             "headings": list(self.headings),
+            **({"context": self.context} if self.context else {}),
         }
+
+
+def indexed_text(text: str, context: str = "") -> str:
+    """A chunk's indexed text from its stored ``text`` and ``context`` payload fields."""
+    return f"{context}\n\n{text}" if context else text
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
