@@ -244,7 +244,7 @@ def rag_proc(home: Path, *args: str, env: dict[str, str] | None = None, **kw: An
 def test_rag_serve_process_is_found_by_the_cli_holds_the_store_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     """The real `rag serve` command: discovery file, CLI through it, store owned, SIGTERM drains and removes the file."""
     from ingest.pipeline import ingest
-    from rag.serve.client import discovery_path, read_discovery
+    from rag.serve.client import LOCAL_TOKEN_HEADER, discovery_path, read_discovery
 
     home, docs = tmp_path / "home", tmp_path / "docs"
     for name, text in DOCS.items():
@@ -272,11 +272,23 @@ def test_rag_serve_process_is_found_by_the_cli_holds_the_store_and_stops_cleanly
         _, err = alone.communicate(timeout=300)
         assert alone.returncode == 1, err
         assert f"pid {proc.pid}" in err and "waiting up to 1 s" in err and "Traceback" not in err
+        # an ingest in flight when SIGTERM comes is let finish: every file is stored, none twice
+        more = tmp_path / "more"
+        for i in range(30):
+            write(more / f"note{i:02d}.txt", f"Field note {i}: the quillwort{i:02d} grows in shallow acid lakes.\n")
+        with httpx.Client(base_url=info.url, headers={LOCAL_TOKEN_HEADER: info.local_token}, timeout=60) as http:
+            job = http.post("/v1/ingest", json={"paths": [str(more)]})
+            assert job.status_code == 202, job.text
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 0
+        assert proc.wait(timeout=120) == 0
         assert not discovery_path(home).exists()
         err = proc.stderr.read() if proc.stderr else ""
         assert "rag: note: the LLM did not start" in err and "Traceback" not in err
+        status = rag_proc(home, "status", "--json", env={"RAG_NO_SERVER": "1"})
+        out, err = status.communicate(timeout=300)
+        assert status.returncode == 0, err
+        (col,) = json.loads(out)["collections"]
+        assert col["files"] == len(DOCS) + 30 and col["files_pending"] == 0, col
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -61,13 +61,15 @@ def _short(cmd: str, limit: int = 80) -> str:
 
 def wait_for_store(fn: Callable[[], T], home: Path, collection: str | None = None) -> T:
     """Run ``fn``; while it finds the store locked by another process, say who holds it and retry, bounded."""
-    deadline = time.monotonic() + wait_limit()
+    deadline: float | None = None  # counted from the first time the store is found held
     told = False
     while True:
         try:
             return fn()
         except StoreLockedError as exc:
-            if time.monotonic() >= deadline:
+            if deadline is None:
+                deadline = time.monotonic() + wait_limit()
+            elif time.monotonic() >= deadline:
                 raise
             if not told:
                 folder = home / "collections" / collection if collection else home / "collections"

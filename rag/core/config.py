@@ -46,9 +46,17 @@ class ChunkingConfig(_Section):
 
     chunk_size: int = Field(1000, ge=50, le=100_000, description="Maximum chunk length in characters.")
     chunk_overlap: int = Field(150, ge=0, description="Characters shared by neighbouring chunks.")
+    context: list[Literal["title", "headings", "page"]] = Field(
+        [], description="Document context prepended to what each chunk is embedded and BM25-indexed by (never to "
+        "the text shown, its offsets or citations): title (metadata, first heading, or the file name as words), "
+        "headings (the chunk's heading path), page. Changing it re-embeds every file on the next ingest. "
+        "Measured in docs/ingest.md#contextual-chunks.",
+    )
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> "ChunkingConfig":
+        if len(set(self.context)) != len(self.context):
+            raise ValueError(f"context lists a part twice: {self.context}")
         if self.chunk_overlap >= self.chunk_size:
             raise ValueError(
                 f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_size ({self.chunk_size})"
@@ -66,6 +74,56 @@ class StoreConfig(_Section):
     api_key_env: str = Field("QDRANT_API_KEY", description="Name of the env var holding the server's API key.")
     collection_prefix: str = Field("rag_", description="Prefix of collection names on a server.")
     timeout_s: float = Field(30.0, gt=0)
+    # Large-collection settings (docs/scale.md). Unset: the engine's default when a collection is
+    # created, and an existing collection's value is neither checked nor changed.
+    hnsw_m: int | None = Field(
+        None, ge=0, le=512, description="HNSW graph degree (engine default 16); more: better recall, more memory. "
+        "0 builds no graph. Applied in place to an existing collection.")
+    hnsw_ef_construct: int | None = Field(
+        None, ge=4, le=10_000, description="HNSW neighbours considered while building (engine default 100); more: "
+        "better graph, slower build. Applied in place to an existing collection.")
+    hnsw_ef: int | None = Field(
+        None, ge=1, le=100_000, description="HNSW candidates explored per dense search (engine default: "
+        "hnsw_ef_construct, at least the number of results asked for); more: better recall, slower search.")
+    on_disk_vectors: bool | None = Field(
+        None, description="Keep the original dense vectors on disk (memory-mapped) instead of in RAM (engine "
+        "default false). Applied in place; the engine moves data as it rebuilds segments.")
+    on_disk_payload: bool | None = Field(
+        None, description="Keep payloads (chunk text and metadata) on disk instead of in RAM (engine default "
+        "true). Applied in place; segments written before keep their placement until rebuilt.")
+    quantization: Literal["none", "int8"] | None = Field(
+        None, description="int8: scalar quantization of the dense vectors (4x less memory, searched first, then "
+        "rescored); none: no quantization (a server removes an existing collection's; the embedded engine cannot, "
+        "which is an error). Applied in place.")
+    quantization_always_ram: bool | None = Field(
+        None, description="int8: keep the quantized vectors in RAM even when the originals are on disk "
+        "(recommended with on_disk_vectors = true).")
+    quantization_rescore: bool = Field(
+        True, description="int8: rescore the best candidates with the original vectors (sent with each dense "
+        "search when quantization = int8).")
+    quantization_oversampling: float | None = Field(
+        None, ge=1.0, le=16.0, description="int8: fetch this many times the results asked for from the quantized "
+        "index before rescoring (engine default 1).")
+    shard_number: int | None = Field(
+        None, ge=1, le=10_000, description="Server only: shards of a new collection (Qdrant default 1; a multiple "
+        "of the node count spreads evenly). Fixed at creation: a different value for an existing collection is an "
+        "error. The embedded engine is one shard.")
+    replication_factor: int | None = Field(
+        None, ge=1, le=100, description="Server only: copies of each shard on different nodes (Qdrant default 1; "
+        "2 survives the loss of one node). Set at creation: a different value for an existing collection is an "
+        "error, since changing it does not copy existing shards.")
+    write_consistency_factor: int | None = Field(
+        None, ge=1, le=100, description="Server only: replicas that must acknowledge each write (Qdrant default "
+        "1); at most replication_factor. Applied in place to an existing collection.")
+
+    @model_validator(mode="after")
+    def _write_consistency_within_replicas(self) -> "StoreConfig":
+        if (self.write_consistency_factor is not None and self.replication_factor is not None
+                and self.write_consistency_factor > self.replication_factor):
+            raise ValueError(
+                f"write_consistency_factor ({self.write_consistency_factor}) must not exceed replication_factor "
+                f"({self.replication_factor}): writes would wait for replicas that do not exist")
+        return self
 
 
 class IngestConfig(_Section):
