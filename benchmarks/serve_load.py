@@ -137,6 +137,20 @@ def run_load_elsewhere(url: str, collection: str, queries: list[str], clients: i
         return pool.apply(run_load, (url, collection, queries, clients, seconds, k, None, rerank))
 
 
+def measured_step(url: str, collection: str, queries: list[str], clients: int, seconds: float, k: int,
+                  rerank: bool | None) -> dict[str, Any]:
+    """One load step, with the CPU the server (this process) used during it, in cores, and the load average.
+
+    On a machine of N cores, a server near N busy cores is saturated: more clients only lengthen the queue.
+    """
+    before, t0 = os.times(), time.monotonic()
+    row = run_load_elsewhere(url, collection, queries, clients, seconds, k, rerank)
+    after, wall = os.times(), time.monotonic() - t0
+    row["server_cpu_cores"] = round((after.user - before.user + after.system - before.system) / wall, 2)
+    row["load_average_1m"] = round(os.getloadavg()[0], 2)
+    return row
+
+
 def _unmarked(text: str) -> str:
     import re
 
@@ -249,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         before = engine_latencies(engine, args.collection, queries, args.k, base_s / 2, rerank)
         server, thread, url = start_server(engine)
         try:
-            rows = [run_load_elsewhere(url, args.collection, queries, c, args.seconds, args.k, rerank) for c in counts]
+            rows = [measured_step(url, args.collection, queries, c, args.seconds, args.k, rerank) for c in counts]
             chats = run_chats_elsewhere(url, args.collection, queries[:args.chat]) if args.chat else None
         finally:
             server.should_exit = True
@@ -271,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         f"ratio_p95_{most['clients']}_clients_over_p50_1_client":
             round(most["p95_ms"] / single["p50_ms"], 2) if single["p50_ms"] else None,
         "errors": sum(r["errors"] for r in rows),
+        "model_thread_calls": engine.worker.calls, "model_thread_items": engine.worker.items,
         "chat": chats,
     }
     if args.json:
@@ -281,9 +296,13 @@ def main(argv: list[str] | None = None) -> int:
           f"{os.cpu_count()} CPUs")
     print(f"engine alone (no HTTP): p50 {engine_p50:.1f} ms, p95 {result['engine_search_p95_ms']:.1f} ms "
           f"over {len(baseline)} searches")
-    print(f"{'clients':>7} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'errors':>6}")
+    print(f"{'clients':>7} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'errors':>6} {'server CPU cores':>16} {'load avg':>8}")
     for r in rows:
-        print(f"{r['clients']:>7} {r['throughput_rps']:>8.2f} {r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f} {r['errors']:>6}")
+        print(f"{r['clients']:>7} {r['throughput_rps']:>8.2f} {r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f} {r['errors']:>6} "
+              f"{r['server_cpu_cores']:>16.2f} {r['load_average_1m']:>8.2f}")
+    if engine.worker.calls:
+        print(f"model thread: {engine.worker.items} model calls asked, run as {engine.worker.calls} batched calls "
+              f"({engine.worker.items / engine.worker.calls:.2f} per call)")
     print(f"server p50 at 1 client / engine p50: {result['ratio_server_p50_1_client_over_engine_p50']} (target <= 1.5)")
     key = f"ratio_p95_{most['clients']}_clients_over_p50_1_client"
     print(f"p95 at {most['clients']} clients / p50 at 1 client: {result[key]} (target <= 4)")

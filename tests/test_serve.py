@@ -388,6 +388,8 @@ def test_a_client_leaving_mid_stream_frees_the_llm_and_the_cli_asks_and_chats_th
     data = json.loads(out.stdout)
     assert data["question"] == "How much sun do cacti want?" and "query" not in data
     assert all(set(c) == CITATION_KEYS for c in data["citations"])
+    # what --explain prints about retrieval travels too (so it prints the same through the server)
+    assert any(line.startswith("route detail:") for line in data["explain"]), data["explain"]
     assert not served.engine.answering.locked()
     chat = cli(served.home, "chat", "-c", "default", input="What do spider mites leave?\n/sources\n/quit\n")
     assert chat.exit_code == 0, chat.output

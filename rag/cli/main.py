@@ -237,16 +237,11 @@ def ask(obj: Context, question: str, collection: str | None, retriever: str | No
 
 def _print_answer_tail(answer: Any, explain: bool) -> None:
     """After a streamed answer: the refusal if it was withdrawn, its sources, and the --explain lines."""
-    from rag.query.answer import explain_lines
     from rag.cli.render import print_answer_sources
 
     if answer.withdrawn:
         click.echo(f"\n{plain(answer.answer, newlines=True)} (withdrawn: the sources do not support the draft above)")
     print_answer_sources(answer.as_dict(), explain)
-    if explain:
-        sys.stdout.flush()
-        for line in explain_lines(answer):
-            click.echo(plain(line))
 
 
 @main.command()

@@ -159,3 +159,5 @@ def print_answer_sources(answer: Mapping[str, Any], explain: bool) -> None:
             stdout.print(f"  - {verdict} {cites}: {plain(s['text'])}", markup=False, highlight=False)
         stdout.print("timings: " + ", ".join(f"{k} {v:.2f}" for k, v in (answer.get("timings") or {}).items()),
                      markup=False, highlight=False)
+        for line in answer.get("explain") or []:  # how the evidence was gathered: queries, route, hops
+            stdout.print(plain(line), markup=False, highlight=False)

@@ -112,6 +112,7 @@ class Answer:
             "verified_probability": self.verified_probability,
             "joined": self.joined,
             "retrieval": self.evidence.as_dict() if self.evidence is not None else None,
+            "explain": explain_lines(self),
         }
 
 
