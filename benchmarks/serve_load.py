@@ -151,6 +151,22 @@ def measured_step(url: str, collection: str, queries: list[str], clients: int, s
     return row
 
 
+def cpu_bound_ratio(single: dict[str, Any], clients: int, cores: int | None = None) -> float | None:
+    """The lowest p50 at ``clients`` clients / p50 at 1 client that the CPU allows, with no batching gains.
+
+    At one client the server served ``throughput_rps`` using ``server_cpu_cores``; all ``cores`` busy,
+    it can serve at most throughput x cores / server_cpu_cores, so ``clients`` clients each wait at
+    least clients / that for a reply (Little's law). A ratio above this bound is queueing the server
+    could avoid; one near it is the machine's limit.
+    """
+    cores = cores or os.cpu_count() or 1
+    used = single.get("server_cpu_cores") or 0
+    if not used or not single["throughput_rps"] or not single["p50_ms"]:
+        return None
+    best_rps = single["throughput_rps"] * cores / used
+    return round(clients / best_rps * 1000 / single["p50_ms"], 2)
+
+
 def _unmarked(text: str) -> str:
     import re
 
@@ -285,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         f"ratio_p95_{most['clients']}_clients_over_p50_1_client":
             round(most["p95_ms"] / single["p50_ms"], 2) if single["p50_ms"] else None,
         "errors": sum(r["errors"] for r in rows),
+        "cpu_bound_p50_ratio": cpu_bound_ratio(single, most["clients"]),
         "model_thread_calls": engine.worker.calls, "model_thread_items": engine.worker.items,
         "chat": chats,
     }
@@ -306,6 +323,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"server p50 at 1 client / engine p50: {result['ratio_server_p50_1_client_over_engine_p50']} (target <= 1.5)")
     key = f"ratio_p95_{most['clients']}_clients_over_p50_1_client"
     print(f"p95 at {most['clients']} clients / p50 at 1 client: {result[key]} (target <= 4)")
+    if result["cpu_bound_p50_ratio"] is not None:
+        print(f"the CPU's bound: with all {os.cpu_count()} cores busy, p50 at {most['clients']} clients / p50 at 1 client "
+              f">= {result['cpu_bound_p50_ratio']} without batching gains")
     if chats:
         print(f"{chats['chat_clients']} concurrent chats: {chats['complete']} complete, {chats['not_mixed']} with their "
               f"own answer and citations, p50 {chats['p50_s']} s, slowest {chats['max_s']} s, errors {chats['errors']}")

@@ -513,7 +513,11 @@ def test_serve_load_benchmark_runs_and_reports_ratios(served: Served, capsys: py
     assert all(s["requests"] > 0 and s["p95_ms"] >= s["p50_ms"] > 0 for s in result["steps"])
     assert result["engine_search_p50_ms"] > 0 and result["ratio_server_p50_1_client_over_engine_p50"] > 0
     assert "ratio_p95_2_clients_over_p50_1_client" in result
-    from benchmarks.serve_load import run_chats
+    assert all(s["server_cpu_cores"] >= 0 for s in result["steps"]) and result["model_thread_items"] > 0
+    from benchmarks.serve_load import cpu_bound_ratio, run_chats
+
+    # 10 req/s on half a core at one client: 2 cores serve at most 40 req/s, so 8 clients wait >= 200 ms (2x 100 ms)
+    assert cpu_bound_ratio({"throughput_rps": 10.0, "server_cpu_cores": 0.5, "p50_ms": 100.0}, 8, cores=2) == 2.0
 
     chats = run_chats(served.url, "default", ["What do spider mites leave?"])
     assert (chats["complete"], chats["not_mixed"], chats["errors"]) == (1, 1, [])
