@@ -315,3 +315,16 @@ def test_killed_parent_does_not_leave_server_running(tmp_path: Path, state: str)
     while _pid_alive(server_pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _pid_alive(server_pid)
+
+
+def test_credentials_in_the_endpoint_address_and_labelled_tokens_never_reach_a_message() -> None:
+    from rag.core.redact import mask_secrets
+
+    cfg = LlmConfig(base_url="http://alice:hunter2-pass@127.0.0.1:9/v1", model="m", timeout_s=5)
+    client = LlmClient(cfg, Path("/nonexistent"), environ={})
+    with pytest.raises(LlmError) as info:
+        client.chat(QUESTION)
+    msg = str(info.value)
+    assert "cannot reach the LLM endpoint http://***@127.0.0.1:9/v1" in msg and "hunter2" not in msg
+    masked = mask_secrets('failed: {"api_key": "sk-abc123"} token=xyz789 at https://u:p4ss@host/v1 key KEY1', ["KEY1"])
+    assert masked == 'failed: {"api_key": "***"} token=*** at https://***@host/v1 key ***'

@@ -41,7 +41,7 @@ def show_warnings_as_notes() -> None:
     def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
              file: Any = None, line: str | None = None) -> None:
         from rag.cli.text import plain
-        from rag.core.store import mask_secrets
+        from rag.core.redact import mask_secrets
 
         click.echo(f"rag: warning: {plain(mask_secrets(str(message)))}", err=True)
 
@@ -51,7 +51,9 @@ def show_warnings_as_notes() -> None:
 def _fail(message: str, code: int) -> None:
     from rag.cli.text import plain
 
-    click.echo(f"rag: error: {plain(message)}", err=True)
+    from rag.core.redact import mask_secrets
+
+    click.echo(f"rag: error: {plain(mask_secrets(message))}", err=True)
     sys.exit(code)
 
 

@@ -31,6 +31,7 @@ import openai
 from rag.core.config import LlmConfig
 from rag.core.errors import RagError
 from rag.core.llm_models import model_alias, resolve_gguf
+from rag.core.redact import mask_secrets
 
 __all__ = ["Llm", "LlmClient", "LlmError", "LocalServer"]
 
@@ -280,7 +281,7 @@ class LlmClient:
     def endpoint(self) -> str:
         """A human description of the endpoint, for messages (never includes the key)."""
         if not self.is_local:
-            return self.config.base_url
+            return mask_secrets(self.config.base_url)
         name = model_alias(self.config.local_model)
         if self._server is not None and self._server.port is not None:
             return f"http://{self._server.host}:{self._server.port}/v1 (local llama.cpp server, {name})"
@@ -433,9 +434,7 @@ class LlmClient:
                 msg = f"the LLM endpoint {where} answered HTTP {status}: {body or exc.message}"
         else:
             msg = f"the LLM endpoint {where} failed: {_one_line(str(exc))}"
-        if self._api_key != "unused" and len(self._api_key) >= 4:
-            msg = msg.replace(self._api_key, "***")
-        return LlmError(msg)
+        return LlmError(mask_secrets(msg, [self._api_key] if self._api_key != "unused" else []))
 
     def close(self) -> None:
         """Close the HTTP client and stop the local server, if one was started."""

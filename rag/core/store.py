@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import uuid
 import warnings
@@ -22,6 +21,7 @@ from typing import Any, Iterator, Mapping, Protocol, Sequence
 from rag.core.config import StoreConfig
 from rag.core.disk import disk_full, ensure_free
 from rag.core.errors import StoreError, StoreLockedError
+from rag.core.redact import mask_secrets
 from rag.core.store_tuning import (
     check_embedded,
     collection_settings_set,
@@ -103,20 +103,6 @@ def _build_filter(
     if not match and not must_not:
         return None
     return make_filter(must=conditions(match), must_not=conditions(must_not))
-
-
-_SECRET = re.compile(
-    r"""(?i)((?:api[-_]?key|authorization|x-api-key|token|password|secret)["']?\s*[:=]\s*["']?(?:bearer\s+)?)"""
-    r"""([^"'\s,;}&]+)"""
-)
-
-
-def mask_secrets(text: str, secrets: Sequence[str] = ()) -> str:
-    """``text`` with API keys hidden: the known secret values, and anything after ``api-key:``-like labels."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    return _SECRET.sub(lambda m: m.group(1) + "***", text)
 
 
 def _stale_condition(source: str, keep_version: str | None) -> tuple[dict[str, str], dict[str, str] | None]:
