@@ -95,6 +95,8 @@ def _options(**kw: Any) -> Any:
 def _emit(results: list[dict[str, Any]], summary: Any, as_json: bool, report: str | None, out: str | None) -> None:
     from evals.report import write_report
     from evals.results import write_results
+    from rag.cli.text import markup, plain
+    from rag.core.redact import mask_secrets
 
     if out:
         write_results(results, Path(out))
@@ -105,10 +107,10 @@ def _emit(results: list[dict[str, Any]], summary: Any, as_json: bool, report: st
                    err=True)
     if summary.errors:
         kinds = ", ".join(f"{kind} {n}" for kind, n in summary.errors_by_kind.items())
-        click.echo(f"rag: note: {summary.errors} error(s) ({kinds}); see the errors of each line (--out)", err=True)
+        click.echo(f"rag: note: {summary.errors} error(s) ({plain(kinds)}); see the errors of each line (--out)", err=True)
     if summary.retry:
         shown = ", ".join(summary.retry[:5]) + (", ..." if len(summary.retry) > 5 else "")
-        click.echo(f"rag: note: {len(summary.retry)} question(s) failed for now ({shown}), their failed parts left "
+        click.echo(f"rag: note: {len(summary.retry)} question(s) failed for now ({plain(shown)}), their failed parts left "
                    "out of the metrics; run the same command again to retry only those", err=True)
     if as_json:
         click.echo(json.dumps(summary.as_dict(), ensure_ascii=False))
@@ -120,10 +122,10 @@ def _emit(results: list[dict[str, Any]], summary: Any, as_json: bool, report: st
     for col in ("metric", "n", "mean", "95% CI"):
         table.add_column(col, justify="left" if col == "metric" else "right")
     for name, m in summary.metrics.items():
-        table.add_row(name, str(m.n), f"{m.mean:.4f}", f"[{m.low:.4f}, {m.high:.4f}]")
+        table.add_row(markup(name), str(m.n), f"{m.mean:.4f}", f"\\[{m.low:.4f}, {m.high:.4f}]")
     Console().print(table)
     for j in summary.judges:
-        click.echo(f"judge: {j['model']} at {j['endpoint']} ({j['method']})")
+        click.echo(plain(f"judge: {j['model']} at {mask_secrets(str(j['endpoint']))} ({j['method']})"))
 
 
 def register_eval_commands(group: click.Group, handle_errors: Callable[..., Any]) -> None:
