@@ -21,14 +21,14 @@ META = "rag_reranker.json"
 WEIGHTS = "reranker.safetensors"
 
 
-def is_compact(folder: str | Path) -> bool:
+def is_compact(folder: str | Path, meta_name: str = META) -> bool:
     """Whether ``folder`` holds compact weights (rather than a full model folder)."""
-    return (Path(folder) / META).is_file()
+    return (Path(folder) / meta_name).is_file()
 
 
-def read_meta(folder: str | Path) -> dict[str, Any]:
-    """The metadata of a compact reranker folder."""
-    path = Path(folder) / META
+def read_meta(folder: str | Path, meta_name: str = META) -> dict[str, Any]:
+    """The metadata of a compact cross-encoder folder (``meta_name``: the verifier's differs)."""
+    path = Path(folder) / meta_name
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -69,7 +69,8 @@ def new_cross_encoder(base: str, max_length: int, seed: int = 13) -> Any:
         quiet.setLevel(level)
 
 
-def save_compact(model: Any, base: str, folder: str | Path, meta: dict[str, Any]) -> dict[str, Any]:
+def save_compact(model: Any, base: str, folder: str | Path, meta: dict[str, Any], weights_name: str = WEIGHTS,
+                 meta_name: str = META) -> dict[str, Any]:
     """Write the tensors of ``model`` that differ from a fresh ``base`` cross-encoder, as fp16; returns the meta."""
     import torch
     from safetensors.torch import save_file
@@ -84,23 +85,24 @@ def save_compact(model: Any, base: str, folder: str | Path, meta: dict[str, Any]
         for name, tensor in model.state_dict().items()
         if name not in reference or not torch.equal(tensor, reference[name])
     }
-    tmp = folder / f".{WEIGHTS}.tmp"
+    tmp = folder / f".{weights_name}.tmp"
     save_file(delta, str(tmp))
-    tmp.replace(folder / WEIGHTS)
+    tmp.replace(folder / weights_name)
     full = {"base": base, "base_sha256": _base_digest(resolve_model(base)[0]), "max_length": model.max_seq_length,
             "tensors": len(delta), **meta}
-    (folder / META).write_text(json.dumps(full, indent=2) + "\n", encoding="utf-8")
+    (folder / meta_name).write_text(json.dumps(full, indent=2) + "\n", encoding="utf-8")
     return full
 
 
-def load_compact(folder: str | Path, max_length: int | None = None) -> tuple[Any, dict[str, Any]]:
+def load_compact(folder: str | Path, max_length: int | None = None, weights_name: str = WEIGHTS,
+                 meta_name: str = META) -> tuple[Any, dict[str, Any]]:
     """Rebuild a cross-encoder from its base plus the stored tensors; checks the base is the one trained on."""
     from safetensors.torch import load_file
 
     from rag.core.embed import resolve_model
 
     folder = Path(folder)
-    meta = read_meta(folder)
+    meta = read_meta(folder, meta_name)
     base_path = resolve_model(str(meta["base"]), setting="the reranker's base model")[0]
     expected = meta.get("base_sha256")
     if expected and _base_digest(base_path) not in (None, expected):
@@ -108,13 +110,13 @@ def load_compact(folder: str | Path, max_length: int | None = None) -> tuple[Any
                              "(weights differ); reinstall that base model or retrain with `rag tune reranker`")
     model = new_cross_encoder(str(meta["base"]), int(max_length or meta.get("max_length") or 256))
     try:
-        delta = load_file(str(folder / WEIGHTS))
+        delta = load_file(str(folder / weights_name))
     except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"cannot read {folder / WEIGHTS}: {exc}") from None
+        raise ModelLoadError(f"cannot read {folder / weights_name}: {exc}") from None
     state = model.state_dict()
     unknown = [k for k in delta if k not in state]
     if unknown:
-        raise ModelLoadError(f"{folder / WEIGHTS} has tensors the base model lacks (first: {unknown[0]}); "
+        raise ModelLoadError(f"{folder / weights_name} has tensors the base model lacks (first: {unknown[0]}); "
                              "it was made for another base")
     model.load_state_dict({k: v.to(state[k].dtype) for k, v in delta.items()}, strict=False)
     model.eval()

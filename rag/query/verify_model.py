@@ -1,0 +1,75 @@
+"""The grounding verifier: a small cross-encoder that gives P(evidence supports claim), no LLM needed.
+
+``rag tune verifier`` trains it (rag.tune.verifier) and stores compact fp16 weights over the
+packaged MiniLM, as the reranker does (rag.core.ce_weights), under the names
+``verifier.safetensors`` and ``rag_verifier.json``. The one shipped with rag lives in
+``rag/models/verifier``. A claim that answers a question is read together with it
+(:func:`answer_claim`), the form it was trained on for ARES rows.
+
+Not wired into answering yet: the per-sentence support checks, ``[answer] verify``, ``[answer]
+gate`` and the evals' faithfulness judge still ask the LLM.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from rag.core.errors import ModelLoadError
+from rag.core.threads import torch_threads
+
+SHIPPED = Path(__file__).resolve().parents[1] / "models" / "verifier"
+WEIGHTS = "verifier.safetensors"
+META = "rag_verifier.json"
+
+
+def answer_claim(answer: str, question: str | None = None) -> str:
+    """The claim the verifier reads: the answer alone, or the answer to ``question`` with it."""
+    answer = " ".join(answer.split())
+    return f"Question: {' '.join(question.split())} Answer: {answer}" if question and question.strip() else answer
+
+
+def has_weights(folder: str | Path) -> bool:
+    """Whether ``folder`` holds verifier weights made by ``rag tune verifier``."""
+    return (Path(folder) / META).is_file() and (Path(folder) / WEIGHTS).is_file()
+
+
+class Verifier:
+    """A loaded verifier: ``probability(evidence, claim)`` is P(the evidence supports the claim)."""
+
+    def __init__(self, model: str | Path | None = None, batch_size: int = 16, threads: int = 0,
+                 max_length: int | None = None) -> None:
+        from rag.core.ce_weights import load_compact
+
+        folder = Path(model).expanduser() if model else SHIPPED
+        if not has_weights(folder):
+            raise ModelLoadError(
+                f"no verifier weights in {folder} ({META} and {WEIGHTS}); train them with `rag tune verifier "
+                f"--train ARES_TSV_OR_SCIFACT --out {folder}` (the LLM support check works without them)")
+        try:
+            self.model, self.meta = load_compact(folder, max_length, weights_name=WEIGHTS, meta_name=META)
+        except ModelLoadError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any loader failure becomes one clear message
+            raise ModelLoadError(f"cannot load the verifier in {folder}: {type(exc).__name__}: {exc}") from None
+        self.folder = folder
+        self.batch_size = batch_size
+        self.threads = threads
+        self.threshold = float(self.meta.get("threshold", 0.5))
+
+    def probabilities(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        """P(supported) of every (evidence, claim) pair, in one batched pass."""
+        if not pairs:
+            return []
+        inputs = [(claim, evidence) for evidence, claim in pairs]  # trained claim first: truncation cuts evidence
+        with torch_threads(self.threads):
+            out = self.model.predict(inputs, batch_size=self.batch_size, show_progress_bar=False)
+        return [float(x) for x in out]
+
+    def probability(self, evidence: str, claim: str) -> float:
+        """P(``evidence`` supports ``claim``)."""
+        return self.probabilities([(evidence, claim)])[0]
+
+    def supported(self, evidence: str, claim: str) -> bool:
+        """Whether P(supported) reaches the verifier's threshold (0.5 unless its metadata says otherwise)."""
+        return self.probability(evidence, claim) >= self.threshold
