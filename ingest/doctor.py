@@ -193,9 +193,16 @@ def _check_bm25(settings: Settings, home: Path, name: str, paths: CollectionPath
             problem = f"the BM25 index holds {info.count} chunks, the store {len(payloads)}"
     if problem is None:
         return Finding(name, "bm25", OK, "in step with the store")
+    ingestor = Ingestor(settings, home, name)
+    if len(payloads) > settings.bm25.max_chunks:
+        return Finding(name, "bm25", OK, f"not kept: the collection is over [bm25] max_chunks ({settings.bm25.max_chunks}); "
+                       "search it with sparse or hybrid")
+    if len(payloads) > settings.bm25.rebuild_at_ingest_max_chunks and not ingestor.bm25_in_use():
+        return Finding(name, "bm25", OK, f"{problem}; the first bm25 search rebuilds it (a collection over [bm25] "
+                       "rebuild_at_ingest_max_chunks)")
     if not repair:
         return Finding(name, "bm25", BROKEN, f"{problem}; `rag doctor` rebuilds it from the store")
-    Ingestor(settings, home, name)._sync_bm25(store)
+    ingestor._sync_bm25(store, force=True)
     return Finding(name, "bm25", REPAIRED, f"{problem}; rebuilt from the store")
 
 

@@ -7,9 +7,11 @@ Order of writes for every batch of files (see ingest/manifest.py):
    point's payload ``version`` hashes the file's content and the chunking and loader
    signature, so re-chunking an unchanged file also replaces its old chunks);
 4. the manifest marks the files ``done``.
-Deleted files are removed last, and the BM25 index is rebuilt from the store
-whenever its fingerprint differs from the store's or its file is missing, damaged or in an
-old format. Before each batch the free disk space is checked (the engine would die of SIGBUS
+Deleted files are removed last. Before any change to the store the collection's change
+counter (manifest meta ``generation``) is bumped; the bm25 retriever's index is rebuilt from the
+store when it is not in step with it (fingerprint, file missing, damaged or in an old format):
+here for collections up to ``[bm25] rebuild_at_ingest_max_chunks`` (or any size when
+``[retrieval]`` uses bm25), else by the first bm25 search, so ingest costs what the change costs. Before each batch the free disk space is checked (the engine would die of SIGBUS
 on a full disk); a folder that cannot be read is reported and what the index has of it is kept.
 A rerun after a crash at any point redoes pending work and converges on the same store.
 """
@@ -29,14 +31,14 @@ from ingest.discover import Discovery, FoundFile, discover
 from ingest.load import SUPPORTED_EXTENSIONS, load_document
 from ingest.lock import WriterLock
 from rag.core.manifest import FileRow, Manifest
-from rag.core.bm25 import Bm25Index, fingerprint
+from rag.core.bm25 import GENERATION, sync_from_store
 from rag.core.config import Settings
 from rag.core.disk import ensure_free
 from rag.core.faults import fault_point
 from rag.core.errors import ConfigError, LoadError, RagError, UnsupportedFileError
 from rag.core.home import CollectionPaths, collection_paths
 from rag.core.lexical import Analyzer, bm25_document_weights
-from rag.core.records import Chunk, LoadedDocument, indexed_text
+from rag.core.records import Chunk, LoadedDocument
 from rag.core.store import StoredPoint, VectorStore, open_store
 
 GROUP_CHUNKS = 4096
@@ -293,6 +295,7 @@ class Ingestor:
         dims = int(manifest.get_meta("dimensions") or 384)
         ensure_free(self.paths.root, need=3 * text_bytes + n_chunks * (8 * dims + 2048))
         avgdl = self._avgdl(manifest, group)
+        self._bump_generation(manifest)
         manifest.mark_pending(
             FileRow(w.found.source, w.file_hash, w.found.size, w.found.mtime_ns, len(w.chunks), self.pipeline_sig, "pending")
             for w in group
@@ -330,24 +333,36 @@ class Ingestor:
         store.flush()
         fault_point("after_delete_stale")
         manifest.mark_done(w.found.source for w in group)
+        self._bump_generation(manifest)  # again after: a bm25 index built from the half-written state is stale
         for w in group:
             self.progress.file_done(w.found.source, len(w.chunks))
         return len(missing), len(chunks) - len(missing)
 
-    def _sync_bm25(self, store: VectorStore) -> bool:
-        ids = [cid for cid, _ in store.scroll(with_payload=False)]
-        current = Bm25Index.read_info(self.paths.bm25)
-        in_step = current is not None and current.fingerprint == fingerprint(ids)
-        if in_step and Bm25Index.problem(self.paths.bm25) is None:  # also checks the file's sha256
-            return False
-        fault_point("before_bm25")
-        pairs = (
-            (cid, indexed_text(str(payload.get("text", "")), str(payload.get("context") or "")))
-            for cid, payload in store.scroll(with_payload=True)
-        )
-        index = Bm25Index.build(pairs, self.analyzer, self.settings.bm25.k1, self.settings.bm25.b)
-        index.save(self.paths.bm25)
-        return True
+    @staticmethod
+    def _bump_generation(manifest: Manifest) -> None:
+        """Count a change to the store, before it is made (the bm25 index built at the old count is then stale)."""
+        manifest.set_meta({GENERATION: str(int(manifest.get_meta(GENERATION) or 0) + 1)})
+
+    def bm25_in_use(self) -> bool:
+        """Whether the configured retrieval uses the bm25 retriever (its index is then kept in step at ingest)."""
+        cfg = self.settings.retrieval
+        return cfg.retriever == "bm25" or (cfg.retriever == "hybrid" and "bm25" in cfg.hybrid)
+
+    def _sync_bm25(self, store: VectorStore, force: bool = False) -> bool:
+        """Bring the bm25 index in step with the store now, if this collection's size says so (``force``: always)."""
+        cfg = self.settings.bm25
+        total = store.count()
+        if total > cfg.max_chunks:
+            return False  # the bm25 retriever refuses such a collection and names sparse
+        if not force and total > cfg.rebuild_at_ingest_max_chunks and not self.bm25_in_use():
+            return False  # the first bm25 search rebuilds it
+        manifest = Manifest(self.paths.manifest)
+        try:
+            raw = manifest.get_meta(GENERATION)
+        finally:
+            manifest.close()
+        return sync_from_store(store, self.paths.bm25, self.analyzer, cfg.k1, cfg.b,
+                               None if raw is None else int(raw))
 
     def run_texts(self, documents: Iterable[tuple[str, str] | tuple[str, str, str]], scope: str) -> IngestReport:
         """Ingest in-memory ``(source, text[, title])`` documents; sources under ``scope`` not given are removed.
@@ -446,9 +461,11 @@ class Ingestor:
         sources = list(sources)
         if not sources:
             return
+        self._bump_generation(manifest)
         for source in sources:
             store.delete_source(source)
         store.flush()
+        self._bump_generation(manifest)
         fault_point("after_delete")
         manifest.remove(sources)
 

@@ -1,15 +1,24 @@
-"""Built-in retriever ``bm25``: Okapi BM25 (rank-bm25's scoring) over the index built beside the store at ingest."""
+"""Built-in retriever ``bm25``: Okapi BM25 (rank-bm25's scoring) over the index kept beside the store.
+
+The index is rebuilt from the store by the ingest (small collections, or when retrieval is
+configured to use bm25) or else here, by the first search after a change. Above ``[bm25]
+max_chunks`` this retriever refuses and names ``sparse``, which scales with the engine.
+"""
 
 from __future__ import annotations
 
+import threading
 from functools import cached_property
 
 import numpy as np
 
-from rag.core.bm25 import Bm25Index
+from rag.core.bm25 import GENERATION, Bm25Index, in_step, sync_from_store, too_big
 from rag.core.errors import StoreError
 from rag.core.lexical import Analyzer
 from rag.query.retrieve import RetrieverContext, ScoredChunk, SearchFilter, payload_chunk
+
+
+_BUILDING = threading.Lock()
 
 
 class Bm25Retriever:
@@ -22,15 +31,36 @@ class Bm25Retriever:
 
     @cached_property
     def index(self) -> Bm25Index:
-        analyzer = Analyzer(self.ctx.settings.bm25.language, self.ctx.settings.bm25.stopwords)
-        index = Bm25Index.load(self.ctx.paths.bm25, analyzer)
+        """The collection's index, rebuilt from the store first when it is not in step with it."""
+        cfg = self.ctx.settings.bm25
+        analyzer = Analyzer(cfg.language, cfg.stopwords)
         stored = self.ctx.store.count()
+        if stored > cfg.max_chunks:
+            raise too_big(self.ctx.collection, stored, cfg.max_chunks)
+        folder = self.ctx.paths.bm25
+        with _BUILDING:  # one rebuild at a time in a process (a server's threads share collections)
+            generation = self._generation()
+            if not in_step(folder, generation, stored) or Bm25Index.problem(folder) is not None:
+                sync_from_store(self.ctx.store, folder, analyzer, cfg.k1, cfg.b, generation)
+            index = Bm25Index.load(folder, analyzer)
         if index.info.count != stored:
             raise StoreError(
                 f"the BM25 index of '{self.ctx.collection}' holds {index.info.count} chunks but the store holds "
                 f"{stored}; rerun `rag ingest` to bring them back in step"
             )
         return index
+
+    def _generation(self) -> int | None:
+        from rag.core.manifest import Manifest
+
+        if not self.ctx.paths.manifest.exists():
+            return None
+        manifest = Manifest(self.ctx.paths.manifest)
+        try:
+            raw = manifest.get_meta(GENERATION)
+        finally:
+            manifest.close()
+        return None if raw is None else int(raw)
 
     @cached_property
     def _positions(self) -> dict[str, int]:

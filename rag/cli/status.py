@@ -61,7 +61,12 @@ def collect_status(settings: Settings, home: Path) -> dict[str, Any]:
         info["bm25_in_step"] = bool(
             bm25 and problem is None and info["chunks"] is not None and bm25.count == info["chunks"]
         )
-        if problem is not None and info["chunks"]:
+        chunks, cfg = info["chunks"] or 0, settings.bm25
+        if chunks > cfg.max_chunks:
+            info["bm25_note"] = f"no bm25 index above [bm25] max_chunks ({cfg.max_chunks}); search with sparse or hybrid"
+        elif not info["bm25_in_step"] and chunks > cfg.rebuild_at_ingest_max_chunks:
+            info["bm25_note"] = "the first bm25 search rebuilds the bm25 index (over [bm25] rebuild_at_ingest_max_chunks)"
+        elif problem is not None and chunks:
             info["bm25_problem"] = f"{problem}; `rag doctor` rebuilds it"
         out.append(info)
     return {"home": str(home), "collections": out}
@@ -93,5 +98,5 @@ def print_status(status: dict[str, Any]) -> None:
         if c.get("files_pending"):
             console.print(f"{markup(c['name'])}: {c['files_pending']} file(s) pending; the next `rag ingest` "
                           "finishes them", highlight=False)
-        if c.get("bm25_problem"):
-            console.print(f"{markup(c['name'])}: {markup(c['bm25_problem'])}", highlight=False)
+        if c.get("bm25_problem") or c.get("bm25_note"):
+            console.print(f"{markup(c['name'])}: {markup(c.get('bm25_problem') or c['bm25_note'])}", highlight=False)

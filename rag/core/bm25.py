@@ -25,13 +25,15 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Protocol, Sequence
 
 import numpy as np
 
 from rag.core.disk import disk_full, write_error
-from rag.core.errors import StoreError
+from rag.core.errors import ConfigError, StoreError
+from rag.core.faults import fault_point
 from rag.core.lexical import Analyzer
+from rag.core.records import indexed_text
 
 FORMAT = 2  # 1: a pickled rank_bm25.BM25Okapi (never loaded any more)
 EPSILON = 0.25  # rank-bm25's default floor for negative idf, as a share of the average idf
@@ -79,6 +81,7 @@ class Bm25Info:
     format: int = 1
     sha256: str = ""
     avgdl: float = 0.0
+    generation: int = -1  # the collection's change counter (manifest meta) it was built at; -1: unknown
 
 
 class Bm25Index:
@@ -230,3 +233,59 @@ class Bm25Index:
         scores = self.scores(terms)
         order = np.argsort(-scores, kind="stable")[:limit]
         return [(self.ids[i], float(scores[i])) for i in order if scores[i] > 0]
+
+
+GENERATION = "generation"  # manifest meta key: bumped before every change an ingest makes to the store
+
+
+class _ChunkStore(Protocol):
+    def scroll(self, with_payload: bool = ...) -> Iterable[tuple[str, Any]]: ...
+
+    def count(self) -> int: ...
+
+
+def too_big(collection: str, chunks: int, limit: int) -> ConfigError:
+    """The error of a bm25 search over a collection above ``[bm25] max_chunks``."""
+    return ConfigError(
+        f"collection '{collection}' holds {chunks} chunks, more than the bm25 retriever serves ([bm25] max_chunks = "
+        f"{limit}: it keeps every chunk's terms in memory); use the sparse retriever (BM25 inside Qdrant; the default "
+        "hybrid already does)")
+
+
+def in_step(folder: Path, generation: int | None, chunks: int) -> bool:
+    """Whether the index on disk was built at the collection's current state (cheap: no scan of the store).
+
+    ``generation`` is the collection's change counter (None for a collection older than the counter:
+    then the chunk count decides).
+    """
+    info = Bm25Index.read_info(folder)
+    if info is None or info.count != chunks:
+        return False
+    return generation is None or info.generation == generation
+
+
+def sync_from_store(store: _ChunkStore, folder: Path, analyzer: Analyzer, k1: float, b: float,
+                    generation: int | None = None) -> bool:
+    """Rebuild the index from the store's chunks unless it already holds exactly them; True when rebuilt.
+
+    ``generation`` (read before the scan) is recorded in the pointer, so a change made during the
+    scan leaves the index older than the collection and the next check rebuilds it again.
+    """
+    ids = [cid for cid, _ in store.scroll(with_payload=False)]
+    current = Bm25Index.read_info(folder)
+    same = current is not None and current.fingerprint == fingerprint(ids)
+    if same and Bm25Index.problem(folder) is None:  # also checks the file's sha256
+        if current is not None and generation is not None and current.generation != generation:
+            _atomic_write(folder / POINTER, json.dumps(dataclasses.asdict(
+                dataclasses.replace(current, generation=generation)), indent=1).encode("utf-8"))
+        return False
+    fault_point("before_bm25")
+    pairs = (
+        (cid, indexed_text(str(payload.get("text", "")), str(payload.get("context") or "")))
+        for cid, payload in store.scroll(with_payload=True)
+    )
+    index = Bm25Index.build(pairs, analyzer, k1, b)
+    if generation is not None:
+        index.info = dataclasses.replace(index.info, generation=generation)
+    index.save(folder)
+    return True

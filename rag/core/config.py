@@ -141,6 +141,14 @@ class Bm25Config(_Section):
     b: float = Field(0.75, ge=0, le=1)
     language: str = Field("english", description="Snowball stemmer language, or 'none'.")
     stopwords: bool = True
+    rebuild_at_ingest_max_chunks: int = Field(
+        100_000, ge=0, description="The bm25 retriever's index (kept beside the store) is rebuilt by each ingest "
+        "that changes a collection of up to this many chunks, or of any size when bm25 is a configured retriever; otherwise "
+        "the first bm25 search after a change rebuilds it, so an ingest costs what its changed files cost. "
+        "The default hybrid uses sparse (BM25 inside Qdrant), which needs no rebuild.")
+    max_chunks: int = Field(
+        500_000, ge=1, description="Largest collection the bm25 retriever serves (it holds every chunk's terms in "
+        "memory and rebuilds from all of them); above it, use sparse.")
 
 
 class RetrievalConfig(_Section):
