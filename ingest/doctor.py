@@ -32,7 +32,7 @@ from rag.core.config import Settings
 from rag.core.errors import ConfigError, ManifestError, RagError, StoreLockedError
 from rag.core.home import CollectionPaths, collection_paths
 from rag.core.manifest import FileRow, Manifest, sqlite_error
-from rag.core.store import VectorStore, open_store
+from rag.core.store import ORIGIN, VectorStore, open_store
 
 OK, REPAIRED, BROKEN, NOTE = "ok", "repaired", "damaged", "note"
 
@@ -158,7 +158,9 @@ def _check_collection(settings: Settings, home: Path, name: str, repair: bool) -
         else:
             out.append(Finding(name, "store", OK, f"{len(payloads)} chunks, every payload readable"))
 
-        if manifest_problem is None and not sources and payloads:
+        # the manifest tracks this writer's files only ([ingest] source_id; others may share a server collection)
+        own = {cid: p for cid, p in payloads.items() if str(p.get(ORIGIN) or "") == settings.ingest.source_id}
+        if manifest_problem is None and not sources and own:
             manifest_problem = "it is empty (or was deleted) while the store holds chunks"
             out = [f for f in out if f.part != "manifest"]
         if manifest_problem is not None:
@@ -168,7 +170,7 @@ def _check_collection(settings: Settings, home: Path, name: str, repair: bool) -
                     side = paths.manifest.with_name(paths.manifest.name + suffix)
                     if side.exists():
                         _move_aside(side)
-                count = _rebuild_manifest(settings, home, name, paths, store, payloads)
+                count = _rebuild_manifest(settings, home, name, paths, store, own)
                 cause = re.search(r"is damaged \((.*)\); run", manifest_problem)
                 why = f"was damaged ({cause.group(1)})" if cause else manifest_problem
                 out.append(Finding(name, "manifest", REPAIRED, f"{why}; rebuilt from the store's payloads "

@@ -18,6 +18,7 @@ A rerun after a crash at any point redoes pending work and converges on the same
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import time
@@ -39,7 +40,7 @@ from rag.core.errors import ConfigError, LoadError, RagError, UnsupportedFileErr
 from rag.core.home import CollectionPaths, collection_paths
 from rag.core.lexical import Analyzer, bm25_document_weights
 from rag.core.records import Chunk, LoadedDocument
-from rag.core.store import StoredPoint, VectorStore, open_store
+from rag.core.store import ORIGIN, StoredPoint, VectorStore, open_store, point_uuid
 
 GROUP_CHUNKS = 4096
 UPSERT_BATCH = 256
@@ -163,6 +164,7 @@ class Ingestor:
         context = context_signature(self.context_parts)
         # without a header the signature is the one from before headers existed: nothing is re-embedded
         self.pipeline_sig = f"{chunking.signature()}|loader:{LOADER_VERSION}" + (f"|{context}" if context else "")
+        self.origin = settings.ingest.source_id  # this writer's name in a shared collection ("" the default)
 
     def version(self, file_hash: str) -> str:
         """The payload ``version`` of a file's points: its content and how it was loaded and chunked."""
@@ -204,6 +206,15 @@ class Ingestor:
                 f"collection '{self.paths.name}' was built with embedding model {recorded!r} but [embedding] model "
                 f"is {model!r}; ingest into a new --collection or set the model back"
             )
+        recorded_origin = manifest.get_meta("source_id") or ""
+        if manifest.files() and recorded_origin != self.origin:
+            raise ConfigError(
+                f"this home ingested collection '{self.paths.name}' as writer {recorded_origin or '(default)'!s} but "
+                f"[ingest] source_id is {self.origin or '(empty)'!s}; set it back (a writer's name is fixed once its "
+                "files are stored), or ingest into a new --collection"
+            )
+        if recorded_origin != self.origin or manifest.get_meta("source_id") is None:
+            manifest.set_meta({"source_id": self.origin})
         if not store.exists():
             if manifest.files():
                 self.progress.note("the vector store is missing; re-ingesting every file")
@@ -268,10 +279,10 @@ class Ingestor:
             manifest.record_failure(item.found.source, item.file_hash, self.pipeline_sig, str(exc))
             failed.append(FileIssue(item.found.source, reason))
             return False
-        item.chunks = add_context(
+        item.chunks = own_ids(add_context(
             doc, chunk_document(doc, self.chunk_settings), self.context_parts,
             title=item.title, name_fallback=item.text is None,  # an in-memory source is no file name
-        )
+        ), self.origin)
         if not item.chunks:
             manifest.record_failure(item.found.source, item.file_hash, self.pipeline_sig, "no text to index")
             failed.append(FileIssue(item.found.source, "no text to index"))
@@ -312,7 +323,10 @@ class Ingestor:
                 points = []
                 for c, vector in zip(part[start:start + UPSERT_BATCH], vectors[start:start + UPSERT_BATCH]):
                     idx, val = bm25_document_weights(self.analyzer.tokens(c.indexed_text), avgdl, k1, b)
-                    points.append(StoredPoint(c.id, vector, idx, val, c.payload(hashes[c.source], versions[c.source])))
+                    payload = c.payload(hashes[c.source], versions[c.source])
+                    if self.origin:
+                        payload[ORIGIN] = self.origin
+                    points.append(StoredPoint(c.id, vector, idx, val, payload))
                 store.upsert(points)
                 fault_point("mid_upsert")
 
@@ -329,7 +343,7 @@ class Ingestor:
         fault_point("after_upsert")
         for w in group:
             if w.had_row:
-                store.delete_source(w.found.source, keep_version=versions[w.found.source])
+                store.delete_source(w.found.source, keep_version=versions[w.found.source], origin=self.origin)
         store.flush()
         fault_point("after_delete_stale")
         manifest.mark_done(w.found.source for w in group)
@@ -463,11 +477,22 @@ class Ingestor:
             return
         self._bump_generation(manifest)
         for source in sources:
-            store.delete_source(source)
+            store.delete_source(source, origin=self.origin)
         store.flush()
         self._bump_generation(manifest)
         fault_point("after_delete")
         manifest.remove(sources)
+
+
+def own_ids(chunks: list[Chunk], origin: str) -> list[Chunk]:
+    """The chunks with ids of their own for writer ``origin`` (the default writer, "", keeps them as they are).
+
+    Two writers of one shared collection that ingest the same path and text then store two
+    copies, each replaced and deleted only by its own writer.
+    """
+    if not origin:
+        return chunks
+    return [dataclasses.replace(c, id=point_uuid(f"{origin}\x01{c.id}")) for c in chunks]
 
 
 def ingest(

@@ -11,7 +11,7 @@ from rag.core.bm25 import Bm25Index
 from rag.core.config import Settings
 from rag.core.errors import StoreLockedError
 from rag.core.home import collection_paths, list_collections
-from rag.core.store import open_store
+from rag.core.store import open_store, writers
 
 
 def _size(path: Path) -> int:
@@ -50,6 +50,8 @@ def collect_status(settings: Settings, home: Path) -> dict[str, Any]:
             try:
                 info["chunks"] = store.count()
                 info["store"] = store.location
+                if settings.store.backend == "qdrant":  # a shared server collection: every machine's files
+                    info["writers"] = writers(store) if info["chunks"] else {}
             finally:
                 store.close()
         except StoreLockedError:
@@ -98,5 +100,9 @@ def print_status(status: dict[str, Any]) -> None:
         if c.get("files_pending"):
             console.print(f"{markup(c['name'])}: {c['files_pending']} file(s) pending; the next `rag ingest` "
                           "finishes them", highlight=False)
+        if c.get("writers") and set(c["writers"]) != {""}:
+            parts = [f"{markup(name or '(default)')} {w['files']} files, {w['chunks']} chunks"
+                     for name, w in c["writers"].items()]
+            console.print(f"{markup(c['name'])} writers: " + "; ".join(parts), highlight=False)
         if c.get("bm25_problem") or c.get("bm25_note"):
             console.print(f"{markup(c['name'])}: {markup(c.get('bm25_problem') or c['bm25_note'])}", highlight=False)

@@ -132,6 +132,12 @@ class IngestConfig(_Section):
     follow_symlinks: bool = Field(False, description="Follow links that point outside the ingested folder.")
     ignore_file: str = Field(".ragignore", description="gitignore-syntax file honoured in every ingested folder.")
     max_file_mb: float = Field(200.0, gt=0)
+    source_id: str = Field(
+        "", pattern=r"^[A-Za-z0-9._-]{0,64}$",
+        description="This home's name among the writers of one shared server collection (letters, digits, . _ -). "
+        "Each writer's files are its own: its re-ingest replaces or deletes only the chunks it stored, even of a "
+        "path another writer also ingested. Empty: the default writer. Fixed for a collection once it holds files. "
+        "See docs/scale.md.")
 
 
 class Bm25Config(_Section):

@@ -35,11 +35,22 @@ from rag.core.store_tuning import (
 
 DENSE = "dense"
 SPARSE = "bm25"
-INDEXED_FIELDS = ("source", "file_type")
+INDEXED_FIELDS = ("source", "file_type", "origin")
 SCROLL_BATCH = 1024
+ORIGIN = "origin"  # payload key: the source id of the writer that stored a chunk (absent: the default, "")
 
-# A neutral filter: every key must match; a list value matches any of its items.
-Match = Mapping[str, "str | int | bool | Sequence[str]"]
+
+class _Empty:
+    """A match value: the field is missing, null or empty."""
+
+    def __repr__(self) -> str:
+        return "EMPTY"
+
+
+EMPTY = _Empty()
+
+# A neutral filter: every key must match; a list value matches any of its items; EMPTY, no value.
+Match = Mapping[str, "str | int | bool | Sequence[str] | _Empty"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +82,7 @@ class VectorStore(Protocol):
     def create(self, dimensions: int) -> None: ...
     def upsert(self, points: Sequence[StoredPoint]) -> None: ...
     def vectors(self, ids: Sequence[str]) -> dict[str, tuple[list[float], list[int], list[float]]]: ...
-    def delete_source(self, source: str, keep_version: str | None = None) -> None: ...
+    def delete_source(self, source: str, keep_version: str | None = None, origin: str = "") -> None: ...
     def scroll(
         self, with_payload: bool = True, match: Match | None = None
     ) -> Iterator[tuple[str, Mapping[str, Any]]]: ...
@@ -88,7 +99,7 @@ class VectorStore(Protocol):
 
 
 def _build_filter(
-    match: Match | None, must_not: Match | None, make_filter: Any, any_of: Any, equals: Any
+    match: Match | None, must_not: Match | None, make_filter: Any, any_of: Any, equals: Any, is_empty: Any
 ) -> Any:
     """Translate neutral matches into a backend's Filter (a list value matches any of its items)."""
 
@@ -96,7 +107,8 @@ def _build_filter(
         if not m:
             return None
         return [
-            any_of(key, list(value)) if isinstance(value, (list, tuple)) else equals(key, value)
+            is_empty(key) if value is EMPTY
+            else any_of(key, list(value)) if isinstance(value, (list, tuple)) else equals(key, value)
             for key, value in m.items()
         ]
 
@@ -105,8 +117,9 @@ def _build_filter(
     return make_filter(must=conditions(match), must_not=conditions(must_not))
 
 
-def _stale_condition(source: str, keep_version: str | None) -> tuple[dict[str, str], dict[str, str] | None]:
-    return {"source": source}, ({"version": keep_version} if keep_version else None)
+def _stale_condition(source: str, keep_version: str | None, origin: str) -> tuple[Match, Match | None]:
+    """A source's points of one writer (``origin``; "" is the default writer, whose points carry none)."""
+    return {"source": source, ORIGIN: origin or EMPTY}, ({"version": keep_version} if keep_version else None)
 
 
 _OPEN_SHARDS: dict[str, list[Any]] = {}  # path -> [shard, number of EdgeStore objects using it]
@@ -221,6 +234,7 @@ class EdgeStore:
             match, must_not, qe.Filter,
             lambda key, values: qe.FieldCondition(key=key, match=qe.MatchAny(values)),
             lambda key, value: qe.FieldCondition(key=key, match=qe.MatchValue(value)),
+            lambda key: qe.IsEmptyCondition(key=key),
         )
 
     def upsert(self, points: Sequence[StoredPoint]) -> None:
@@ -261,9 +275,9 @@ class EdgeStore:
                 )
         return out
 
-    def delete_source(self, source: str, keep_version: str | None = None) -> None:
-        """Delete a source's points, except those already rewritten with payload ``version`` = ``keep_version``."""
-        must, must_not = _stale_condition(source, keep_version)
+    def delete_source(self, source: str, keep_version: str | None = None, origin: str = "") -> None:
+        """Delete a source's points of writer ``origin``, except those already rewritten with ``version`` = ``keep_version``."""
+        must, must_not = _stale_condition(source, keep_version, origin)
         self._engine(self.shard.update, self._qe.UpdateOperation.delete_points_by_filter(self._filter(must, must_not)))
 
     def scroll(
@@ -454,6 +468,7 @@ class ServerStore:
             match, must_not, m.Filter,
             lambda key, values: m.FieldCondition(key=key, match=m.MatchAny(any=values)),
             lambda key, value: m.FieldCondition(key=key, match=m.MatchValue(value=value)),
+            lambda key: m.IsEmptyCondition(is_empty=m.PayloadField(key=key)),
         )
 
     def upsert(self, points: Sequence[StoredPoint]) -> None:
@@ -491,9 +506,9 @@ class ServerStore:
                 )
         return out
 
-    def delete_source(self, source: str, keep_version: str | None = None) -> None:
-        """Delete a source's points, except those already rewritten with payload ``version`` = ``keep_version``."""
-        must, must_not = _stale_condition(source, keep_version)
+    def delete_source(self, source: str, keep_version: str | None = None, origin: str = "") -> None:
+        """Delete a source's points of writer ``origin``, except those already rewritten with ``version`` = ``keep_version``."""
+        must, must_not = _stale_condition(source, keep_version, origin)
         selector = self._models.FilterSelector(filter=self._filter(must, must_not))
         self._call(self.client.delete, self.name, points_selector=selector, wait=True)
 
@@ -579,6 +594,20 @@ class ServerStore:
         """Delete the collection on the server."""
         if self.exists():
             self._call(self.client.delete_collection, self.name)
+
+
+def writers(store: VectorStore) -> dict[str, dict[str, int]]:
+    """Per writer of a collection (``[ingest] source_id``; "" the default): the files and chunks it stored.
+
+    Reads every point's payload: a scan of the collection.
+    """
+    files: dict[str, set[str]] = {}
+    chunks: dict[str, int] = {}
+    for _, payload in store.scroll(with_payload=True):
+        origin = str(payload.get(ORIGIN) or "")
+        files.setdefault(origin, set()).add(str(payload.get("source", "")))
+        chunks[origin] = chunks.get(origin, 0) + 1
+    return {o: {"files": len(files[o]), "chunks": chunks[o]} for o in sorted(files)}
 
 
 def open_store(config: StoreConfig, collection_dir: Path, collection: str) -> VectorStore:
