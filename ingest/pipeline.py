@@ -453,6 +453,9 @@ class Ingestor:
         self._delete(deleted, manifest, store)
         rebuilt = self._sync_bm25(store)
         total = store.count()
+        index_min = self.settings.store.index_min_chunks
+        if index_min and total >= index_min and (embedded or deleted or updated):
+            store.optimize()  # the embedded engine's HNSW (and int8) index; a server indexes on its own
         return IngestReport(
             collection=self.paths.name,
             store=store.location,

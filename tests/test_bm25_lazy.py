@@ -91,3 +91,37 @@ def test_configured_bm25_is_kept_in_step_by_ingest_and_too_big_a_collection_name
         search("kiln", small, rag_home, retriever="bm25")
     assert [Path(r.source).name for r in search("stoneware kiln", small, rag_home, k=1, retriever="sparse").results] \
         == ["kiln.txt"]
+
+
+def test_ingest_of_a_collection_over_index_min_chunks_builds_the_engines_index(rag_home: Path, tmp_path: Path,
+                                                                                 embedder) -> None:  # type: ignore[no-untyped-def]
+    """Without it the embedded engine searches by brute force forever; the build is the engine's own (optimize)."""
+    import json
+
+    import qdrant_edge as qe
+
+    from rag.core.store import DENSE, SPARSE
+    from rag.core.store_tuning import edge_config
+
+    def hnsw_segments(settings: Settings) -> int:
+        root = collection_paths(rag_home, "default").root / "qdrant" / "segments"
+        return sum(json.loads(p.read_text())["config"]["vector_data"][DENSE]["index"]["type"] == "hnsw"
+                   for p in root.glob("*/segment.json"))
+
+    folder = tmp_path / "docs"
+    for i in range(6):
+        write(folder / f"n{i}.txt", f"Note {i}: the heron{i} nests by the reed bed and fishes at dawn. " * 6)
+    # the engine's own indexing threshold lowered so that a collection this small gets a graph at all
+    path = collection_paths(rag_home, "default").root / "qdrant"
+    ours = edge_config(Settings().store, qe, DENSE, SPARSE, 384)
+    qe.EdgeShard.create(str(path), qe.EdgeConfig(
+        vectors=ours.vectors, sparse_vectors=ours.sparse_vectors, hnsw_config=ours.hnsw_config,
+        optimizers=qe.EdgeOptimizersConfig(indexing_threshold=1))).close()
+    off = Settings.model_validate({**LAZY, "store": {"index_min_chunks": 0}})
+    Ingestor(off, rag_home, embedder=embedder).run([folder])
+    assert hnsw_segments(off) == 0  # never built: exact search
+    on = Settings.model_validate({**LAZY, "store": {"index_min_chunks": 1}})
+    write(folder / "n0.txt", "Note zero was rewritten: the heron left.")
+    Ingestor(on, rag_home, embedder=embedder).run([folder])
+    assert hnsw_segments(on) >= 1
+    assert [Path(r.source).name for r in search("heron3 reed bed", on, rag_home, k=1).results] == ["n3.txt"]

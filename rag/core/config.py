@@ -47,9 +47,10 @@ class ChunkingConfig(_Section):
     chunk_size: int = Field(1000, ge=50, le=100_000, description="Maximum chunk length in characters.")
     chunk_overlap: int = Field(150, ge=0, description="Characters shared by neighbouring chunks.")
     context: list[Literal["title", "headings", "page"]] = Field(
-        [], description="Document context prepended to what each chunk is embedded and BM25-indexed by (never to "
+        ["title", "headings", "page"],
+        description="Document context prepended to what each chunk is embedded and BM25-indexed by (never to "
         "the text shown, its offsets or citations): title (metadata, first heading, or the file name as words), "
-        "headings (the chunk's heading path), page. Changing it re-embeds every file on the next ingest. "
+        "headings (the chunk's heading path), page; [] for none. Changing it re-embeds every file on the next ingest. "
         "Measured in docs/ingest.md#contextual-chunks.",
     )
 
@@ -74,6 +75,11 @@ class StoreConfig(_Section):
     api_key_env: str = Field("QDRANT_API_KEY", description="Name of the env var holding the server's API key.")
     collection_prefix: str = Field("rag_", description="Prefix of collection names on a server.")
     timeout_s: float = Field(30.0, gt=0)
+    index_min_chunks: int = Field(
+        20_000, ge=0, description="Embedded engine: from this many chunks on, an ingest that changed the collection "
+        "ends by building the engine's HNSW index (and int8 vectors, when set) for what is not indexed yet; "
+        "below, search is exact and fast anyway. The first build takes minutes at 100,000 chunks; later ones "
+        "index only the change. 0: never.")
     # Large-collection settings (docs/scale.md). Unset: the engine's default when a collection is
     # created, and an existing collection's value is neither checked nor changed.
     hnsw_m: int | None = Field(
@@ -148,7 +154,7 @@ class Bm25Config(_Section):
     language: str = Field("english", description="Snowball stemmer language, or 'none'.")
     stopwords: bool = True
     rebuild_at_ingest_max_chunks: int = Field(
-        100_000, ge=0, description="The bm25 retriever's index (kept beside the store) is rebuilt by each ingest "
+        10_000, ge=0, description="The bm25 retriever's index (kept beside the store) is rebuilt by each ingest "
         "that changes a collection of up to this many chunks, or of any size when bm25 is a configured retriever; otherwise "
         "the first bm25 search after a change rebuilds it, so an ingest costs what its changed files cost. "
         "The default hybrid uses sparse (BM25 inside Qdrant), which needs no rebuild.")

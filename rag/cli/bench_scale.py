@@ -1,0 +1,246 @@
+"""``rag bench scale``: how search, memory, disk and re-ingest grow with a collection (no embedding model).
+
+For each size, a child process builds a synthetic collection through the project's own store code
+(the configured ``[store]`` backend and settings), in a temporary home:
+
+- vectors: unit vectors around ``clusters`` random centres (so the approximate index has real
+  neighbourhoods to find), queries drawn the same way;
+- text: chunks of a real corpus (a folder of documents, or a ``.jsonl`` with a ``text`` field),
+  drawn at random, so the sparse (in-engine BM25) side sees a real vocabulary;
+- then the engine's index build (``optimize``), timed.
+
+It reports the write rate, the index build time, dense / sparse / hybrid search p50 and p95
+(hybrid = both searches and the project's RRF merge, as the ``hybrid`` retriever runs them),
+recall@10 of the dense search against exact search (NumPy, brute force), peak RSS of the process,
+the store's size on disk, and the time to re-ingest one changed file with the real pipeline
+(the packaged embedder; that file's chunks are embedded, the rest stays).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from rag.core.config import Settings
+
+COLLECTION = "scale"
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values, dtype=np.float64), q)) if len(values) else 0.0
+
+
+def corpus_texts(path: Path, settings: Settings, limit: int = 20_000) -> list[str]:
+    """Chunk texts of a real corpus: a ``.jsonl`` (``text``, and ``title`` when present) or a folder of documents."""
+    if path.suffix == ".jsonl":
+        out = []
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                if line.strip():
+                    row = json.loads(line)
+                    text = " ".join(str(row.get(k, "")) for k in ("title", "text")).strip()
+                    if text:
+                        out.append(text[: settings.chunking.chunk_size])
+                if len(out) >= limit:
+                    break
+        return out
+    from rag.cli.bench import _chunk_texts
+
+    return _chunk_texts(path, settings)[:limit]
+
+
+def _unit(rows: np.ndarray) -> np.ndarray:
+    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+
+def synthetic_vectors(n: int, dims: int, clusters: int, seed: int, start: int = 0, noise: float = 0.35) -> np.ndarray:
+    """Rows ``start..start+n`` of a fixed clustered set of unit vectors (the same rows for the same seed)."""
+    centres = _unit(np.random.default_rng(seed).standard_normal((clusters, dims)))
+    rng = np.random.default_rng(seed + 1 + start)
+    which = rng.integers(0, clusters, n)
+    return _unit(centres[which] + noise * rng.standard_normal((n, dims)) / np.sqrt(dims) * 4)
+
+
+def _batches(n: int, size: int) -> Iterator[tuple[int, int]]:
+    for start in range(0, n, size):
+        yield start, min(n, start + size)
+
+
+def _exact_top(vectors_path: Path, n: int, dims: int, queries: np.ndarray, k: int) -> list[list[int]]:
+    """Exact top-k rows by cosine (brute force over the memory-mapped vectors, in blocks)."""
+    data = np.memmap(vectors_path, dtype=np.float32, mode="r", shape=(n, dims))
+    best_s = np.full((len(queries), k), -np.inf, dtype=np.float32)
+    best_i = np.zeros((len(queries), k), dtype=np.int64)
+    for start, end in _batches(n, 100_000):
+        scores = queries @ np.asarray(data[start:end]).T
+        cand_s = np.concatenate([best_s, scores], axis=1)
+        cand_i = np.concatenate([best_i, np.arange(start, end)[None, :].repeat(len(queries), 0)], axis=1)
+        top = np.argpartition(-cand_s, k - 1, axis=1)[:, :k]
+        best_s = np.take_along_axis(cand_s, top, 1)
+        best_i = np.take_along_axis(cand_i, top, 1)
+    order = np.argsort(-best_s, axis=1)
+    return np.take_along_axis(best_i, order, 1).tolist()
+
+
+def _point_id(i: int) -> str:
+    from rag.core.store import point_uuid
+
+    return point_uuid(f"scale\x00{i}")
+
+
+def run_size(n: int, settings: Settings, corpus: list[str], work: Path, queries: int = 200, k: int = 10,
+             clusters: int = 1000, seed: int = 7, embedder: Any = None) -> dict[str, Any]:
+    """Build one synthetic collection of ``n`` chunks under ``work`` and measure it (see the module doc)."""
+    from ingest.pipeline import Ingestor
+    from rag.core.bm25 import GENERATION
+    from rag.core.home import collection_paths
+    from rag.core.lexical import Analyzer, bm25_document_weights, query_weights
+    from rag.core.manifest import Manifest
+    from rag.core.records import ScoredChunk
+    from rag.core.store import StoredPoint, open_store
+    from rag.query.merge import merge
+
+    dims = 384
+    home = work / "home"
+    paths = collection_paths(home, COLLECTION)
+    paths.root.mkdir(parents=True, exist_ok=True)
+    store = open_store(settings.store, paths.root, COLLECTION)
+    store.create(dims)
+    analyzer = Analyzer(settings.bm25.language, settings.bm25.stopwords)
+    tokens = [analyzer.tokens(t) for t in corpus]
+    avgdl = float(np.mean([len(t) for t in tokens])) or 1.0
+    sparse = [bm25_document_weights(t, avgdl, settings.bm25.k1, settings.bm25.b) for t in tokens]
+    rng = np.random.default_rng(seed)
+    vectors_path = work / "vectors.f32"
+    written = 0
+    t0 = time.perf_counter()
+    with open(vectors_path, "wb") as raw:
+        for start, end in _batches(n, 2_000):
+            vectors = synthetic_vectors(end - start, dims, clusters, seed, start)
+            raw.write(vectors.tobytes())
+            which = rng.integers(0, len(corpus), end - start)
+            store.upsert([
+                StoredPoint(_point_id(start + j), vectors[j].tolist(), sparse[w][0], sparse[w][1],
+                            {"text": corpus[w], "source": f"/synthetic/doc{(start + j) // 20}.txt", "file_type": "txt",
+                             "chunk_index": (start + j) % 20, "start": 0, "end": len(corpus[w]), "version": "v1"})
+                for j, w in enumerate(which)])
+            written = end
+    store.flush()
+    write_s = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    store.optimize()
+    optimize_s = time.perf_counter() - t1
+
+    query_vectors = synthetic_vectors(queries, dims, clusters, seed, 10**9)  # around the same centres
+    query_texts = [" ".join(corpus[int(i)].split()[:8]) for i in rng.integers(0, len(corpus), queries)]
+    exact = _exact_top(vectors_path, n, dims, query_vectors, k)
+    dense_ms, sparse_ms, hybrid_ms, recall = [], [], [], []
+    for q in range(queries):
+        a = time.perf_counter()
+        hits = store.search_dense(query_vectors[q].tolist(), k)
+        b = time.perf_counter()
+        qi, qv = query_weights(analyzer.tokens(query_texts[q]))
+        store.search_sparse(qi, qv, k)
+        c = time.perf_counter()
+        depth = settings.retrieval.candidates
+        rankings = {}
+        for name, found in (("dense", store.search_dense(query_vectors[q].tolist(), depth)),
+                            ("sparse", store.search_sparse(qi, qv, depth))):
+            rankings[name] = [ScoredChunk(chunk_id=h.id, text=str(h.payload.get("text", "")), source="", score=h.score,
+                                          scores={name: h.score}, ranks={name: r}) for r, h in enumerate(found, 1)]
+        merge(rankings, settings.retrieval.weights, settings.retrieval.fusion, settings.retrieval.rrf_k)[:k]
+        d = time.perf_counter()
+        dense_ms.append((b - a) * 1000)
+        sparse_ms.append((c - b) * 1000)
+        hybrid_ms.append((d - c) * 1000)
+        truth = {_point_id(i) for i in exact[q]}
+        recall.append(len(truth & {h.id for h in hits}) / k)
+    rss_search = _peak_rss_mb()
+    store.close()
+    disk_mb = sum(f.stat().st_size for f in (paths.root / "qdrant").rglob("*") if f.is_file()) / 1e6 \
+        if (paths.root / "qdrant").exists() else None
+
+    # re-ingest one changed file with the real pipeline, next to the synthetic chunks
+    manifest = Manifest(paths.manifest)
+    try:
+        manifest.set_meta({"embedding_model": settings.embedding.model, "dimensions": str(dims),
+                           "avgdl": str(round(avgdl, 3)), GENERATION: "1"})
+    finally:
+        manifest.close()
+    docs = work / "docs"
+    docs.mkdir(exist_ok=True)
+    changed = docs / "changed.txt"
+    changed.write_text("\n\n".join(corpus[:6]), encoding="utf-8")
+    Ingestor(settings, home, COLLECTION, embedder=embedder).run([docs])
+    changed.write_text("\n\n".join(corpus[6:12]), encoding="utf-8")
+    t2 = time.perf_counter()
+    report = Ingestor(settings, home, COLLECTION, embedder=embedder).run([docs])
+    reingest_s = time.perf_counter() - t2
+    store = open_store(settings.store, paths.root, COLLECTION)  # what indexing the change costs the engine
+    try:
+        t3 = time.perf_counter()
+        store.optimize()
+        optimize_change_s = time.perf_counter() - t3
+    finally:
+        store.close()
+    return {
+        "chunks": n, "write_points_per_s": round(written / write_s, 1), "write_seconds": round(write_s, 1),
+        "index_build_seconds": round(optimize_s, 1),
+        "dense_p50_ms": round(_percentile(dense_ms, 50), 2), "dense_p95_ms": round(_percentile(dense_ms, 95), 2),
+        "sparse_p50_ms": round(_percentile(sparse_ms, 50), 2), "sparse_p95_ms": round(_percentile(sparse_ms, 95), 2),
+        "hybrid_p50_ms": round(_percentile(hybrid_ms, 50), 2), "hybrid_p95_ms": round(_percentile(hybrid_ms, 95), 2),
+        "recall_at_10_vs_exact": round(float(np.mean(recall)), 4), "peak_rss_mb": round(rss_search, 1),
+        "disk_mb": None if disk_mb is None else round(disk_mb, 1),
+        "reingest_one_file_seconds": round(reingest_s, 2), "reingest_chunks_embedded": report.chunks_embedded,
+        "reingest_bm25_rebuilt": report.bm25_rebuilt, "index_after_change_seconds": round(optimize_change_s, 2),
+    }
+
+
+def _child(n: int, settings_json: str, corpus: list[str], work: str, queries: int) -> dict[str, Any]:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    settings = Settings.model_validate_json(settings_json)
+    from rag.core.embed import get_embedder
+
+    cfg = settings.embedding
+    return run_size(n, settings, corpus, Path(work), queries=queries,
+                    embedder=get_embedder(cfg.model, cfg.device, cfg.batch_size))
+
+
+def bench_scale(sizes: Sequence[int], corpus_path: Path, settings: Settings, queries: int = 200,
+                work: Path | None = None) -> dict[str, Any]:
+    """Run every size in a child process of its own (so peak RSS is that size's) and collect the rows."""
+    import multiprocessing
+
+    corpus = corpus_texts(corpus_path, settings)
+    if not corpus:
+        from rag.core.errors import ConfigError
+
+        raise ConfigError(f"no text found in {corpus_path}; give a folder of documents or a .jsonl with a text field")
+    rows = []
+    base = Path(tempfile.mkdtemp(prefix="rag-scale-", dir=work))
+    try:
+        for n in sizes:
+            folder = base / f"n{n}"
+            folder.mkdir()
+            with multiprocessing.get_context("spawn").Pool(1) as pool:
+                rows.append(pool.apply(_child, (n, settings.model_dump_json(), corpus, str(folder), queries)))
+            shutil.rmtree(folder, ignore_errors=True)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    store = settings.store
+    return {"corpus": str(corpus_path), "corpus_chunks": len(corpus), "queries": queries, "backend": store.backend,
+            "store_settings": {k: v for k, v in store.model_dump().items()
+                               if v is not None and k not in ("url", "api_key_env", "collection_prefix", "timeout_s")},
+            "cpu_count": os.cpu_count(), "sizes": rows}
