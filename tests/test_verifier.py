@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from rag.cli import main
 from rag.core.errors import ConfigError, ModelLoadError
-from rag.query.verify_model import SHIPPED, Verifier, answer_claim, has_weights
+from rag.query.verify_model import SHIPPED, Verifier, answer_claim, get_verifier, has_weights
 from rag.tune.verifier_data import (
     load_verifier_data, remove_sentences, split_groups, split_sentences, swap_entity, swap_number,
 )
@@ -138,6 +138,8 @@ def test_missing_weights_say_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError, match="rag tune verifier") as err:
         Verifier(tmp_path / "empty")
     assert "\n" not in str(err.value) and "LLM" in str(err.value)
+    verifier, why = get_verifier(tmp_path / "empty")
+    assert verifier is None and why == str(err.value)
 
 
 @pytest.mark.slow

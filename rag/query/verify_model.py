@@ -12,6 +12,7 @@ gate`` and the evals' faithfulness judge still ask the LLM.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
@@ -73,3 +74,17 @@ class Verifier:
     def supported(self, evidence: str, claim: str) -> bool:
         """Whether P(supported) reaches the verifier's threshold (0.5 unless its metadata says otherwise)."""
         return self.probability(evidence, claim) >= self.threshold
+
+
+@lru_cache(maxsize=2)
+def _load(model: str, threads: int) -> Verifier | str:
+    try:
+        return Verifier(model or None, threads=threads)
+    except ModelLoadError as exc:
+        return str(exc)
+
+
+def get_verifier(model: str | Path | None = None, threads: int = 0) -> tuple[Verifier | None, str | None]:
+    """The verifier (loaded once per process), or (None, why) so a caller can fall back to the LLM check."""
+    loaded = _load(str(model or ""), threads)
+    return (None, loaded) if isinstance(loaded, str) else (loaded, None)

@@ -3,7 +3,8 @@
 Stages: read the training rows (rag.tune.verifier_data: ARES faithful/unfaithful answers,
 SciFact training claims, made-up negatives), keep a seeded slice of them aside by group (an
 ARES question or a SciFact claim never sits on both sides), train a sentence-transformers
-``CrossEncoder`` with one output (binary cross-entropy on (claim, evidence, 0/1) rows) while
+``CrossEncoder`` with one output (binary cross-entropy on (claim, evidence, 0/1) rows, supported rows weighed up to
+balance the classes) while
 the held-out slice decides early stopping (average precision), then save compact fp16 weights
 over the base (rag.core.ce_weights) with a model card. The trainer, its checkpoints and resume
 are the reranker's (rag.tune.reranker.training_args / run_trainer).
@@ -204,6 +205,12 @@ def _train(model: Any, train: Sequence[Example], held: Sequence[Example], opts: 
     args_kw = training_args(opts, len(dataset), metric)  # type: ignore[arg-type]
     if "evaluator" not in kwargs:  # nothing to stop on: train to the end, keep the last weights
         args_kw.update(eval_strategy="no", load_best_model_at_end=False, metric_for_best_model=None)
+    import torch
+
+    positives = sum(r.label >= 0.5 for r in train)
+    # Supported rows are the minority (each makes one or more unsupported ones): weigh them up so the
+    # classes count the same and 0.5 stays a sensible threshold.
+    pos_weight = torch.tensor((len(train) - positives) / max(1, positives))
     trainer = CrossEncoderTrainer(model=model, args=CrossEncoderTrainingArguments(**args_kw), train_dataset=dataset,
-                                  loss=BinaryCrossEntropyLoss(model), **kwargs)
+                                  loss=BinaryCrossEntropyLoss(model, pos_weight=pos_weight), **kwargs)
     run_trainer(trainer, opts.out / "checkpoints", say)
