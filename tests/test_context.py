@@ -22,9 +22,9 @@ from rag.core.config import Settings
 from rag.core.home import collection_paths
 from rag.core.lexical import Analyzer
 from rag.core.records import Chunk, LoadedDocument
-from rag.core.store import open_store
 from rag.query.search import Searcher
 from tests.conftest import write
+from tests.test_pipeline import store_state
 from tests.pdf_limits import _document, text_ops
 
 PARTS = ["title", "headings", "page"]
@@ -32,15 +32,6 @@ PARTS = ["title", "headings", "page"]
 
 def _settings(context: list[str], size: int = 300) -> Settings:
     return Settings.model_validate({"chunking": {"chunk_size": size, "chunk_overlap": 50, "context": context}})
-
-
-def _state(settings: Settings, home: Path, collection: str = "default") -> dict[str, dict]:
-    paths = collection_paths(home, collection)
-    store = open_store(settings.store, paths.root, collection)
-    try:
-        return {cid: dict(p) for cid, p in store.scroll()}
-    finally:
-        store.close()
 
 
 def _chunk(text: str, **kw) -> Chunk:  # type: ignore[no-untyped-def]
@@ -150,11 +141,11 @@ def test_settings_validate_context_and_beir_keeps_it() -> None:
 def test_switching_context_reembeds_without_duplicates(rag_home, embedder, docs) -> None:  # type: ignore[no-untyped-def]
     off, on = _settings([]), _settings(PARTS)
     first = Ingestor(off, rag_home, embedder=embedder).run([docs])
-    before = _state(off, rag_home)
+    before = store_state(off, rag_home)
     assert not any("context" in p for p in before.values())
 
     switched = Ingestor(on, rag_home, embedder=embedder).run([docs])
-    after = _state(on, rag_home)
+    after = store_state(on, rag_home)
     assert switched.files_updated == 3 and switched.chunks_total == first.chunks_total == len(after)
     with_header = [p for p in after.values() if p.get("context")]
     assert with_header and switched.chunks_embedded == len(with_header)
@@ -174,7 +165,7 @@ def test_switching_context_reembeds_without_duplicates(rag_home, embedder, docs)
 
     back = Ingestor(off, rag_home, embedder=embedder).run([docs])
     assert back.files_updated == 3 and back.chunks_embedded == len(with_header)
-    assert _state(off, rag_home) == before
+    assert store_state(off, rag_home) == before
 
 
 def test_a_query_naming_the_file_finds_its_chunks(rag_home, embedder, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -203,7 +194,7 @@ def test_in_memory_documents_take_their_given_title(rag_home, embedder) -> None:
             ("beir:t/2", "Untitled\n\nA trial of exercise.", ""),
             ("beir:t/3", "Sleep and memory\n\nStudents slept longer.", "Sleep and memory")]
     Ingestor(settings, rag_home, "mem", embedder=embedder).run_texts(docs, "beir:t")
-    by_source = {p["source"]: p for p in _state(settings, rag_home, "mem").values()}
+    by_source = {p["source"]: p for p in store_state(settings, rag_home, "mem").values()}
     assert by_source["beir:t/1"]["context"] == "Vitamin D and bone density"
     assert "context" not in by_source["beir:t/2"] and "context" not in by_source["beir:t/3"]
     assert by_source["beir:t/1"]["text"] == "We studied 300 adults over two years."
@@ -212,7 +203,7 @@ def test_in_memory_documents_take_their_given_title(rag_home, embedder) -> None:
 def test_headings_reach_the_header_of_html_and_markdown_chunks(rag_home, embedder, docs) -> None:  # type: ignore[no-untyped-def]
     settings = _settings(PARTS)
     Ingestor(settings, rag_home, embedder=embedder).run([docs])
-    state = list(_state(settings, rag_home).values())
+    state = list(store_state(settings, rag_home).values())
     md = [p for p in state if p["source"].endswith("guide.md")]
     assert all(p["context"].startswith("Watering") for p in md if p["headings"][:1] == ["Watering"] and p.get("context"))
     html = [p for p in state if p["source"].endswith("pests.html")]

@@ -17,20 +17,15 @@ from ingest.pipeline import Ingestor
 from rag.cli.status import collect_status
 from rag.core.config import Settings
 from rag.core.errors import ConfigError
-from rag.core.store import ORIGIN, open_store
-from rag.core.home import collection_paths
+from rag.core.store import ORIGIN
 from tests.conftest import write
+from tests.test_pipeline import store_state
 
 
 def writer(tmp_path: Path, source_id: str) -> Settings:
     return Settings.model_validate({
         "chunking": {"chunk_size": 300, "chunk_overlap": 50}, "ingest": {"source_id": source_id},
         "store": {"backend": "qdrant", "url": ":memory:", "collection_prefix": f"w{tmp_path.name}_"}})
-
-
-def points(settings: Settings, home: Path) -> dict[str, dict]:
-    store = open_store(settings.store, collection_paths(home, "default").root, "default")
-    return {cid: dict(p) for cid, p in store.scroll()}
 
 
 def folder(root: Path, name: str, n: int) -> Path:
@@ -55,7 +50,7 @@ def test_two_writers_at_once_lose_and_duplicate_nothing_and_delete_only_their_ow
     for t in threads:
         t.join(600)
     ra, rb = reports["a"], reports["b"]
-    state = points(a, home_a)
+    state = store_state(a, home_a)
     assert len(state) == ra.chunks_embedded + rb.chunks_embedded  # type: ignore[attr-defined]
     by_origin = {o: {p["source"] for p in state.values() if p[ORIGIN] == o} for o in ("laptop-a", "laptop-b")}
     assert by_origin == {"laptop-a": {str(p) for p in docs_a.iterdir()}, "laptop-b": {str(p) for p in docs_b.iterdir()}}
@@ -65,7 +60,7 @@ def test_two_writers_at_once_lose_and_duplicate_nothing_and_delete_only_their_ow
     write(docs_b / "beta-1.txt", "Beta one was rewritten: the valve now opens at nine bar.")
     Ingestor(a, home_a, embedder=embedder).run([docs_a])
     Ingestor(b, home_b, embedder=embedder).run([docs_b])
-    after = points(b, home_b)
+    after = store_state(b, home_b)
     sources = {(p[ORIGIN], Path(p["source"]).name) for p in after.values()}
     assert ("laptop-a", "alpha-0.txt") not in sources and ("laptop-a", "alpha-1.txt") in sources
     assert len({s for s in sources if s[0] == "laptop-b"}) == 12
@@ -86,13 +81,13 @@ def test_the_same_path_on_two_writers_is_two_copies_each_kept_by_its_own_writer(
     write(shared / "travel.md", "# Travel\n\nBook trains for trips under four hours.\n")
     Ingestor(a, home_a, embedder=embedder).run([shared])
     Ingestor(b, home_b, embedder=embedder).run([shared])
-    state = points(a, home_a)
+    state = store_state(a, home_a)
     assert sorted(p[ORIGIN] for p in state.values()) == ["site-a", "site-a", "site-b", "site-b"]
 
     write(shared / "policy.md", "# Leave\n\nStaff get twenty-five days of paid leave a year.\n")
     (shared / "travel.md").unlink()
     Ingestor(a, home_a, embedder=embedder).run([shared])  # only writer a has seen the change so far
-    texts = sorted((p[ORIGIN], p["text"].split("\n")[-1]) for p in points(a, home_a).values())
+    texts = sorted((p[ORIGIN], p["text"].split("\n")[-1]) for p in store_state(a, home_a).values())
     assert texts == [("site-a", "Staff get twenty-five days of paid leave a year."),
                      ("site-b", "Book trains for trips under four hours."),
                      ("site-b", "Staff get twenty days of paid leave a year.")]
