@@ -19,6 +19,7 @@ def test_scale_rows_report_every_figure_and_exact_search_finds_the_true_neighbou
     result = bench_scale([400], corpus, Settings.model_validate({"chunking": {"chunk_size": 300}}), queries=10)
     (row,) = result["sizes"]
     assert row["chunks"] == 400 and row["write_points_per_s"] > 0 and row["peak_rss_mb"] > 0
+    assert 0 < row["search_peak_rss_mb"] <= row["peak_rss_mb"] + 1  # the search window is part of the whole run
     assert row["recall_at_10_vs_exact"] == 1.0  # a collection this small is searched exactly
     assert 0 < row["dense_p50_ms"] <= row["dense_p95_ms"] and row["hybrid_p50_ms"] > 0
     assert row["reingest_chunks_embedded"] > 0 and row["reingest_one_file_seconds"] > 0

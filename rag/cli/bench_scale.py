@@ -11,7 +11,8 @@ For each size, a child process builds a synthetic collection through the project
 
 It reports the write rate, the index build time, dense / sparse / hybrid search p50 and p95
 (hybrid = both searches and the project's RRF merge, as the ``hybrid`` retriever runs them),
-recall@10 of the dense search against exact search (NumPy, brute force), peak RSS of the process,
+recall@10 of the dense search against exact search (NumPy, brute force), peak RSS of the process
+(over the whole run, and while searching only), the load average while searching,
 the store's size on disk, and the time to re-ingest one changed file with the real pipeline
 (the packaged embedder; that file's chunks are embedded, the rest stays).
 """
@@ -36,6 +37,32 @@ COLLECTION = "scale"
 
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _reset_peak_rss() -> bool:
+    """Start a new peak-RSS window (Linux: writing 5 to clear_refs resets VmHWM); False where it cannot."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def _window_peak_rss_mb() -> float | None:
+    """VmHWM of this process in MB (the peak since the last reset), None off Linux."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def _progress(message: str) -> None:
+    import sys
+
+    print(f"[scale {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def _percentile(values: Sequence[float], q: float) -> float:
@@ -137,15 +164,21 @@ def run_size(n: int, settings: Settings, corpus: list[str], work: Path, queries:
                              "chunk_index": (start + j) % 20, "start": 0, "end": len(corpus[w]), "version": "v1"})
                 for j, w in enumerate(which)])
             written = end
+            if end % 100_000 == 0:
+                _progress(f"{n:,}: {end:,} written ({end / (time.perf_counter() - t0):,.0f} points/s)")
     store.flush()
     write_s = time.perf_counter() - t0
     t1 = time.perf_counter()
+    _progress(f"{n:,}: written in {time.perf_counter() - t0:,.0f} s; building the index")
     store.optimize()
     optimize_s = time.perf_counter() - t1
+    _progress(f"{n:,}: index built in {optimize_s:,.0f} s; searching")
 
     query_vectors = synthetic_vectors(queries, dims, clusters, seed, 10**9)  # around the same centres
     query_texts = [" ".join(corpus[int(i)].split()[:8]) for i in rng.integers(0, len(corpus), queries)]
     exact = _exact_top(vectors_path, n, dims, query_vectors, k)
+    windowed = _reset_peak_rss()  # peak RSS while searching, apart from the build's
+    load_before = os.getloadavg()[0]
     dense_ms, sparse_ms, hybrid_ms, recall = [], [], [], []
     for q in range(queries):
         a = time.perf_counter()
@@ -167,8 +200,11 @@ def run_size(n: int, settings: Settings, corpus: list[str], work: Path, queries:
         hybrid_ms.append((d - c) * 1000)
         truth = {_point_id(i) for i in exact[q]}
         recall.append(len(truth & {h.id for h in hits}) / k)
-    rss_search = _peak_rss_mb()
+    rss_peak = _peak_rss_mb()
+    rss_search = _window_peak_rss_mb() if windowed else None
+    load_search = round((load_before + os.getloadavg()[0]) / 2, 2)
     store.close()
+    _progress(f"{n:,}: searched; re-ingesting one file")
     disk_mb = sum(f.stat().st_size for f in (paths.root / "qdrant").rglob("*") if f.is_file()) / 1e6 \
         if (paths.root / "qdrant").exists() else None
 
@@ -201,7 +237,8 @@ def run_size(n: int, settings: Settings, corpus: list[str], work: Path, queries:
         "dense_p50_ms": round(_percentile(dense_ms, 50), 2), "dense_p95_ms": round(_percentile(dense_ms, 95), 2),
         "sparse_p50_ms": round(_percentile(sparse_ms, 50), 2), "sparse_p95_ms": round(_percentile(sparse_ms, 95), 2),
         "hybrid_p50_ms": round(_percentile(hybrid_ms, 50), 2), "hybrid_p95_ms": round(_percentile(hybrid_ms, 95), 2),
-        "recall_at_10_vs_exact": round(float(np.mean(recall)), 4), "peak_rss_mb": round(rss_search, 1),
+        "recall_at_10_vs_exact": round(float(np.mean(recall)), 4), "peak_rss_mb": round(rss_peak, 1),
+        "search_peak_rss_mb": None if rss_search is None else round(rss_search, 1), "load_avg_search": load_search,
         "disk_mb": None if disk_mb is None else round(disk_mb, 1),
         "reingest_one_file_seconds": round(reingest_s, 2), "reingest_chunks_embedded": report.chunks_embedded,
         "reingest_bm25_rebuilt": report.bm25_rebuilt, "index_after_change_seconds": round(optimize_change_s, 2),

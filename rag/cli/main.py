@@ -509,7 +509,7 @@ def bench_scale(obj: Context, corpus: str, sizes: str, queries: int, as_json: bo
     click.echo(f"corpus {result['corpus']} ({result['corpus_chunks']} chunks of text), backend {result['backend']}, "
                f"settings {result['store_settings']}, {result['queries']} queries, {result['cpu_count']} CPUs")
     keys = ("chunks", "write_points_per_s", "index_build_seconds", "dense_p50_ms", "dense_p95_ms", "sparse_p50_ms",
-            "hybrid_p50_ms", "hybrid_p95_ms", "recall_at_10_vs_exact", "peak_rss_mb", "disk_mb",
+            "hybrid_p50_ms", "hybrid_p95_ms", "recall_at_10_vs_exact", "peak_rss_mb", "search_peak_rss_mb", "disk_mb",
             "reingest_one_file_seconds")
     for row in result["sizes"]:
         click.echo("  ".join(f"{k}={row[k]}" for k in keys))
