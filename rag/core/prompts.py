@@ -29,6 +29,8 @@ local model, XML-like tags and long rule lists made it refuse answerable questio
 ANSWER_USER = "Sources:\n{sources}\n\nQuestion: {question}"
 SOURCE = "[{n}] {text}"
 """One numbered source of the answer prompt (sources are separated by blank lines)."""
+ELISION = "…"
+"""Where a compacted source (``[answer] context_tokens``) leaves out part of the chunk's text."""
 
 JOIN_SYSTEM = (
     "Answer the question from the sources and cite them like [1]. The answer may combine facts from two sources: "

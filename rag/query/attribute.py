@@ -68,11 +68,11 @@ def _logical_lines(text: str) -> list[tuple[int, int]]:
     return out
 
 
-def source_sentences(text: str) -> list[tuple[int, int]]:
-    """(start, end) offsets of the sentences of a source text (line breaks end sentences, except hard wraps).
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) offsets of every piece of a text in order: its sentences, titles and headings alike.
 
-    Pieces of fewer than three words, and lines of fewer than six words that do not end a
-    sentence, are left out: a title, a heading or an underline is not a quote.
+    Line breaks end sentences, except hard wraps; between pieces there is only whitespace (or a closing
+    quote after a sentence end).
     """
     spans: list[tuple[int, int]] = []
     for start, end in _logical_lines(text):
@@ -82,10 +82,23 @@ def source_sentences(text: str) -> list[tuple[int, int]]:
             if at < 0:
                 continue
             cursor = at + len(piece)
-            words = len(re.findall(r"\w+", piece))
-            if words >= _MIN_WORDS and (words >= _TITLE_WORDS or piece.rstrip("\"')]").endswith((".", "!", "?"))):
-                spans.append((at, at + len(piece)))
+            spans.append((at, at + len(piece)))
     return spans
+
+
+def is_quotable(piece: str) -> bool:
+    """Whether a piece is a sentence worth quoting, not a title, a heading, an underline or a stray fragment."""
+    words = len(re.findall(r"\w+", piece))
+    return words >= _MIN_WORDS and (words >= _TITLE_WORDS or piece.rstrip("\"')]").endswith((".", "!", "?")))
+
+
+def source_sentences(text: str) -> list[tuple[int, int]]:
+    """(start, end) offsets of the sentences of a source text (line breaks end sentences, except hard wraps).
+
+    Pieces of fewer than three words, and lines of fewer than six words that do not end a
+    sentence, are left out: a title, a heading or an underline is not a quote.
+    """
+    return [(a, b) for a, b in sentence_spans(text) if is_quotable(text[a:b])]
 
 
 def attribute(sentences: Sequence[CitedSentence], sources: Sequence[str], embed: Embed,

@@ -22,32 +22,42 @@ def _neutralise(text: str) -> str:
     return _FORGED_HEADER.sub(lambda m: f"{m.group(1)} -", text)
 
 
-def format_sources(chunks: Sequence[ScoredChunk]) -> str:
-    """The numbered source block: ``[n] text`` per chunk, separated by blank lines."""
-    return "\n\n".join(prompts.SOURCE.format(n=n, text=_neutralise(chunk.text.strip()))
-                       for n, chunk in enumerate(chunks, 1))
+def format_sources(chunks: Sequence[ScoredChunk], shown: Sequence[str] | None = None) -> str:
+    """The numbered source block: ``[n] text`` per chunk, separated by blank lines.
+
+    ``shown`` replaces each chunk's text with what the model should read of it (a compacted
+    source, see ``rag.query.compact``); the numbering stays the chunks'.
+    """
+    texts = [c.text.strip() for c in chunks] if shown is None else [t.strip() for t in shown]
+    return "\n\n".join(prompts.SOURCE.format(n=n, text=_neutralise(text)) for n, text in enumerate(texts, 1))
 
 
-def answer_messages(question: str, chunks: Sequence[ScoredChunk]) -> list[dict[str, str]]:
-    """Chat messages asking for a cited answer to ``question`` from ``chunks`` (numbered from 1)."""
-    user = prompts.ANSWER_USER.format(sources=format_sources(chunks), question=question.strip())
+def answer_messages(question: str, chunks: Sequence[ScoredChunk],
+                    shown: Sequence[str] | None = None) -> list[dict[str, str]]:
+    """Chat messages asking for a cited answer to ``question`` from ``chunks`` (numbered from 1).
+
+    ``shown``: the text of each chunk to show instead of the whole (see :func:`format_sources`).
+    """
+    user = prompts.ANSWER_USER.format(sources=format_sources(chunks, shown), question=question.strip())
     return [{"role": "system", "content": prompts.ANSWER_SYSTEM}, {"role": "user", "content": user}]
 
 
-def join_messages(question: str, chunks: Sequence[ScoredChunk]) -> list[dict[str, str]]:
+def join_messages(question: str, chunks: Sequence[ScoredChunk],
+                  shown: Sequence[str] | None = None) -> list[dict[str, str]]:
     """:func:`answer_messages` with ``JOIN_SYSTEM``: an answer that joins facts across the sources."""
-    messages = answer_messages(question, chunks)
+    messages = answer_messages(question, chunks, shown)
     messages[0] = {"role": "system", "content": prompts.JOIN_SYSTEM}
     return messages
 
 
-def answerable_messages(question: str, chunks: Sequence[ScoredChunk]) -> list[dict[str, str]]:
+def answerable_messages(question: str, chunks: Sequence[ScoredChunk],
+                        shown: Sequence[str] | None = None) -> list[dict[str, str]]:
     """The answer prompt with a yes/no question appended: do the sources contain the answer?
 
     It starts exactly like :func:`answer_messages`, so a llama.cpp server that keeps the prompt's
     KV cache does not read the sources twice when the answer follows.
     """
-    messages = answer_messages(question, chunks)
+    messages = answer_messages(question, chunks, shown)
     user = prompts.GATE_USER.format(prompt=messages[-1]["content"], gate_question=prompts.GATE_QUESTION)
     messages[-1] = {"role": "user", "content": user}
     return messages
