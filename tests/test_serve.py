@@ -397,6 +397,26 @@ def test_a_client_leaving_mid_stream_frees_the_llm_and_the_cli_asks_and_chats_th
     assert "through rag serve" in chat.output and "[1] " in chat.output
 
 
+# what a served command must not import: model code, the LLM client and server, the store, the answer stack
+HEAVY_MODULES = ("torch", "sentence_transformers", "transformers", "openai", "llama_cpp", "qdrant_client",
+                 "rag.core.llm", "rag.core.embed", "rag.query.answer", "ingest.pipeline")
+
+
+@pytest.mark.parametrize("command", [["ask", "How much sun do cacti want?"],
+                                     ["ask", "How much sun do cacti want?", "--json"],
+                                     ["chat", "-c", "default"]], ids=["ask", "ask-json", "chat"])
+def test_a_served_ask_or_chat_turn_loads_no_model_and_starts_no_llm(served: Served, command: list[str]) -> None:
+    """Warm answers: with `rag serve` running, the command process imports none of the models or the LLM client."""
+    code = ("import sys\nfrom rag.cli.main import main\nmain(sys.argv[1:], standalone_mode=False)\n"
+            f"print('LOADED', [m for m in {HEAVY_MODULES!r} if m in sys.modules], file=sys.stderr)\n")
+    proc = subprocess.run([sys.executable, "-c", code, "--home", str(served.home), *command],
+                          input="What do spider mites leave?\n/quit\n", capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "LOADED []" in proc.stderr, proc.stderr[-2000:]
+    assert "through rag serve" in proc.stderr if command[0] == "chat" else proc.stdout.strip()
+
+
 # -- (3) ingest over HTTP, alongside searches -------------------------------------------------
 
 

@@ -14,7 +14,14 @@ import click
 
 from rag.cli.text import plain
 from rag.core.errors import RagError
-from rag.query.chat import HELP
+
+HELP = """commands:
+  /sources      the passages behind the last answer
+  /reset        forget the conversation so far
+  /collections  list the collections in this home
+  /help         this text
+  /quit         leave (Ctrl-D works too; Ctrl-C stops the current answer)"""
+"""The slash commands (the loop is the same on its own and through ``rag serve``, which needs no answering stack)."""
 
 
 @dataclass(frozen=True, slots=True)

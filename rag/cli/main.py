@@ -205,7 +205,6 @@ def ask(obj: Context, question: str, collection: str | None, retriever: str | No
       rag ask "what changed in the 2024 policy?" --collection policies --json
       rag ask "which film starred the ambassador to Ghana?" --multihop links --explain
     """
-    from rag.query.answer import Answerer
     from rag.core.errors import ConfigError
 
     if not question.strip():
@@ -213,9 +212,11 @@ def ask(obj: Context, question: str, collection: str | None, retriever: str | No
     from rag.cli.serve import ask_options, ask_through, server_for
 
     server = server_for(obj)
-    if server is not None:
+    if server is not None:  # the running `rag serve` has the models loaded and the LLM started
         return ask_through(server, question, collection, ask_options(retriever, expand, multihop, max_hops), explain,
                            as_json)
+    from rag.query.answer import Answerer  # imported only here: the served path needs none of the answering stack
+
     settings = _answer_settings(obj.settings, expand, multihop, max_hops)
     answerer = wait_for_store(lambda: Answerer(settings, obj.home, collection, retriever=retriever), obj.home, collection)
     try:
@@ -265,16 +266,16 @@ def chat(obj: Context, collection: str | None, retriever: str | None, expand: st
     Example:
       rag chat --collection notes
     """
+    from rag.cli.serve import ask_options, chat_through, server_for
+
+    server = server_for(obj)
+    if server is not None:  # every turn goes to the running `rag serve`: nothing to load here
+        return chat_through(server, collection, ask_options(retriever, expand, multihop, max_hops), explain)
     from rag.query.answer import Answerer
     from rag.query.chat import ChatSession
     from rag.cli.chatloop import ChatTurns, run_chat_loop
     from rag.core.home import list_collections
 
-    from rag.cli.serve import ask_options, chat_through, server_for
-
-    server = server_for(obj)
-    if server is not None:
-        return chat_through(server, collection, ask_options(retriever, expand, multihop, max_hops), explain)
     settings = _answer_settings(obj.settings, expand, multihop, max_hops)
     answerer = wait_for_store(lambda: Answerer(settings, obj.home, collection, retriever=retriever), obj.home, collection)
     session = ChatSession(answerer)

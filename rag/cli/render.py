@@ -10,10 +10,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ingest.pipeline import IngestReport
 from rag.cli.text import markup, plain
 
-if TYPE_CHECKING:  # only for annotations: keep `rag ingest` from importing the search stack
+if TYPE_CHECKING:  # only for annotations: keep `rag ingest` from importing the search stack, and a command
+    # served by `rag serve` (it prints answers and sources with this module) from importing the ingest stack
+    from ingest.pipeline import IngestReport
     from rag.query.search import SearchResult
 
 stderr = Console(stderr=True)

@@ -7,13 +7,6 @@ from typing import Callable
 from rag.query.answer import Answer, Answerer
 from rag.query.rewrite import rewrite_followup
 
-HELP = """commands:
-  /sources      the passages behind the last answer
-  /reset        forget the conversation so far
-  /collections  list the collections in this home
-  /help         this text
-  /quit         leave (Ctrl-D works too; Ctrl-C stops the current answer)"""
-
 
 class ChatSession:
     """Keeps the history of one conversation and answers each turn with cited sources."""
