@@ -33,19 +33,43 @@ from evals.answer_metrics import contains_answer, exact_match, token_f1
 from evals.suite import read_suite
 from rag.core.config import Settings, load_settings, resolve_home
 
-MODES = ("single", "links", "llm", "multi", "hyde")
+MODES = ("single", "links", "graph", "llm", "multi", "hyde")
 _CITATION = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
 
 
 def mode_settings(settings: Settings, mode: str) -> Settings:
     """The settings one mode runs with (expansion and hops set; the rest as configured)."""
-    hop = {"single": "off", "links": "links", "llm": "llm"}.get(mode, "off")
+    hop = {"single": "off", "links": "links", "graph": "graph", "llm": "llm"}.get(mode, "off")
     expand = mode if mode in ("multi", "hyde") else "none"
     return settings.model_copy(update={
         "multihop": settings.multihop.model_copy(update={"mode": hop}),
         "query": settings.query.model_copy(update={"expand": expand}),
         "answer": settings.answer.model_copy(update={"check_support": False}),
     })
+
+
+def strip_titles(suite_dir: Path, out: Path) -> Path:
+    """A copy of the suite whose documents have no title: neutral file names (p00000.txt...), title line removed.
+
+    HotpotQA's bridge passages are titled with the name that links them, which ``links`` relies on;
+    most collections are not built that way. The gold sources are renamed with their documents.
+    """
+    if (out / "suite.jsonl").exists():
+        return out
+    (out / "docs").mkdir(parents=True, exist_ok=True)
+    names = sorted(p.name for p in (suite_dir / "docs").iterdir())
+    renamed = {name: f"p{i:05d}.txt" for i, name in enumerate(names)}
+    for name in names:
+        text = (suite_dir / "docs" / name).read_text(encoding="utf-8")
+        body = text.split("\n", 1)[1].strip() if "\n" in text else text
+        (out / "docs" / renamed[name]).write_text(body + "\n", encoding="utf-8")
+    lines = []
+    for line in (suite_dir / "suite.jsonl").read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        row["gold_sources"] = ["docs/" + renamed[Path(g).name] for g in row.get("gold_sources") or []]
+        lines.append(json.dumps(row))
+    (out / "suite.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return out
 
 
 def ensure_collection(docs: Path, settings: Settings, home: Path, collection: str) -> dict[str, Any]:
@@ -122,6 +146,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", default="single,links", help=f"comma-separated, from {', '.join(MODES)}")
     parser.add_argument("--answers", action="store_true", help="also generate answers and score EM/F1 (LLM)")
     parser.add_argument("--rerank", action="store_true", help="rerank the first hop (default: fused order)")
+    parser.add_argument("--no-titles", type=Path, default=None, metavar="DIR",
+                        help="run on a copy of the suite made under DIR without titles (neutral file names, no "
+                        "title line): multi-hop that does not lean on titled documents")
+    parser.add_argument("--offset", type=int, default=0, help="skip the first N questions (with --limit: a split)")
     args = parser.parse_args(argv)
     modes = [m.strip() for m in args.mode.split(",") if m.strip()]
     unknown = [m for m in modes if m not in MODES]
@@ -131,7 +159,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--limit must be at least 1")
     home = resolve_home(args.home)
     settings = load_settings(home)
-    items = read_suite(args.suite_dir / "suite.jsonl")[: args.limit]
+    if args.no_titles is not None:
+        args.suite_dir = strip_titles(args.suite_dir, args.no_titles)
+    items = read_suite(args.suite_dir / "suite.jsonl")[args.offset:]
+    items = items[: args.limit]
     ingest = ensure_collection(args.suite_dir / "docs", settings, home, args.collection)
     llm = None
     if args.answers or any(m in ("llm", "multi", "hyde") for m in modes):
@@ -139,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
 
         llm = LlmClient(settings.llm, home)
     report: dict[str, Any] = {"suite": str(args.suite_dir), "questions": len(items), "collection": args.collection,
-                              "rerank": args.rerank, "ingest": ingest,
+                              "offset": args.offset, "rerank": args.rerank, "ingest": ingest,
                               "multihop_params": settings.multihop.model_dump(exclude={"mode"}),
                               "modes": {}}
     try:

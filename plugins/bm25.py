@@ -12,7 +12,7 @@ from functools import cached_property
 
 import numpy as np
 
-from rag.core.bm25 import GENERATION, Bm25Index, in_step, sync_from_store, too_big
+from rag.core.bm25 import Bm25Index, in_step, sync_from_store, too_big
 from rag.core.errors import StoreError
 from rag.core.lexical import Analyzer
 from rag.query.retrieve import RetrieverContext, ScoredChunk, SearchFilter, payload_chunk
@@ -39,7 +39,7 @@ class Bm25Retriever:
             raise too_big(self.ctx.collection, stored, cfg.max_chunks)
         folder = self.ctx.paths.bm25
         with _BUILDING:  # one rebuild at a time in a process (a server's threads share collections)
-            generation = self._generation()
+            generation = self.ctx.generation()
             if not in_step(folder, generation, stored) or Bm25Index.problem(folder) is not None:
                 sync_from_store(self.ctx.store, folder, analyzer, cfg.k1, cfg.b, generation)
             index = Bm25Index.load(folder, analyzer)
@@ -49,18 +49,6 @@ class Bm25Retriever:
                 f"{stored}; rerun `rag ingest` to bring them back in step"
             )
         return index
-
-    def _generation(self) -> int | None:
-        from rag.core.manifest import Manifest
-
-        if not self.ctx.paths.manifest.exists():
-            return None
-        manifest = Manifest(self.ctx.paths.manifest)
-        try:
-            raw = manifest.get_meta(GENERATION)
-        finally:
-            manifest.close()
-        return None if raw is None else int(raw)
 
     @cached_property
     def _positions(self) -> dict[str, int]:

@@ -178,6 +178,7 @@ def _answer_settings(settings: Settings, expand: str | None, multihop: str | Non
 _COLLECTION_HELP = "Collection to search; default: routed among described collections ([route]), else 'default'."
 _EXPAND_HELP = "Query expansion ([query] expand): multi = LLM-written alternative queries, hyde = a hypothetical passage."
 _MULTIHOP_HELP = ("Multi-hop retrieval ([multihop] mode): links = follow names in the best passages (no LLM), "
+                  "graph = walk the graph of passages and the names they share (no LLM), "
                   "llm = LLM-written follow-up queries.")
 
 
@@ -186,7 +187,7 @@ _MULTIHOP_HELP = ("Multi-hop retrieval ([multihop] mode): links = follow names i
 @click.option("--collection", "-c", default=None, help=_COLLECTION_HELP)
 @click.option("--retriever", "-r", default=None, help="hybrid (default), dense, bm25, sparse, or a plugin's name.")
 @click.option("--expand", type=click.Choice(["none", "multi", "hyde"]), default=None, help=_EXPAND_HELP)
-@click.option("--multihop", type=click.Choice(["off", "links", "llm"]), default=None, help=_MULTIHOP_HELP)
+@click.option("--multihop", type=click.Choice(["off", "links", "graph", "llm"]), default=None, help=_MULTIHOP_HELP)
 @click.option("--max-hops", type=int, default=None, help="Bound on retrieval rounds, the first included ([multihop] max_hops).")
 @click.option("--explain", is_flag=True, help="Also show the queries, route, hops, per-sentence checks and timings.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of streaming.")
@@ -249,7 +250,7 @@ def _print_answer_tail(answer: Any, explain: bool) -> None:
 @click.option("--collection", "-c", default=None, help=_COLLECTION_HELP)
 @click.option("--retriever", "-r", default=None, help="hybrid (default), dense, bm25, sparse, or a plugin's name.")
 @click.option("--expand", type=click.Choice(["none", "multi", "hyde"]), default=None, help=_EXPAND_HELP)
-@click.option("--multihop", type=click.Choice(["off", "links", "llm"]), default=None, help=_MULTIHOP_HELP)
+@click.option("--multihop", type=click.Choice(["off", "links", "graph", "llm"]), default=None, help=_MULTIHOP_HELP)
 @click.option("--max-hops", type=int, default=None, help="Bound on retrieval rounds, the first included ([multihop] max_hops).")
 @click.option("--explain", is_flag=True, help="Show the rewritten query, route, hops and timings after each answer.")
 @click.pass_obj

@@ -237,12 +237,19 @@ class RouteConfig(_Section):
 class MultihopConfig(_Section):
     """Retrieval in several hops, for questions whose evidence is spread over passages that point to each other."""
 
-    mode: Literal["off", "links", "llm"] = Field(
+    mode: Literal["off", "links", "graph", "llm"] = Field(
         "off", description="off; links: follow the names the best passages mention to the passages titled with "
-        "them (no LLM); llm: the LLM reads the evidence so far and writes the next query, or says it has enough.",
+        "them (no LLM); graph: walk the collection's graph of chunks and the names they mention from the best "
+        "passages and the question's names (Personalized PageRank, no LLM); llm: the LLM reads the evidence so far "
+        "and writes the next query, or says it has enough.",
     )
     max_hops: int = Field(2, ge=1, le=5, description="Retrieval rounds per question, the first included.")
     seeds: int = Field(2, ge=1, le=20, description="links: how many of the best passages have their names followed per hop.")
+    graph_seeds: int = Field(1, ge=1, le=20, description="graph: how many of the best passages start a walk each.")
+    graph_weight: float = Field(
+        0.8, ge=0, le=10, description="graph: score the passage a walk reaches most gains (first-hop scores are "
+        "scaled to 0..1; halved for each lower-ranked seed); the others gain in proportion to their walk score.",
+    )
     link_bonus: float = Field(
         0.3, ge=0, le=10, description="links: score a linked passage gains (first-hop scores are scaled to 0..1); "
         "halved for each lower-ranked seed.",

@@ -41,6 +41,7 @@ class Evidence:
     expansion: Expansion
     hops: tuple[Hop, ...] = ()
     hops_of: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    via: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # graph hop: the names that carried a passage
     llm_calls: int = 0
     timings: Mapping[str, float] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
@@ -54,6 +55,7 @@ class Evidence:
             "hops": [h.as_dict() for h in self.hops],
             "hop_stopped": self.stopped,
             "source_hops": [list(self.hops_of.get(c.chunk_id, (1,))) for c in self.chunks],
+            "source_via": [list(self.via.get(c.chunk_id, ())) for c in self.chunks],
             "llm_calls": self.llm_calls,
         }
 
@@ -199,13 +201,13 @@ class Answerer:
                                 search.retrieve, self.settings.retrieval.rrf_k)
         timings["first_hop_s"] = time.perf_counter() - t2
         t3 = time.perf_counter()
-        hops = multihop(query, first, search.retrieve, hop_cfg, self.llm)
+        hops = multihop(query, first, search.retrieve, hop_cfg, self.llm, graph=search)
         if hopping:
             timings["hops_s"] = time.perf_counter() - t3
         timings["retrieve_s"] = time.perf_counter() - t0
         queries = (query, *expansion.queries, *(q for h in hops.hops if h.strategy == "llm" for q in h.queries))
         return Evidence(chunks=tuple(hops.chunks[:k]), queries=queries, route=route, expansion=expansion,
-                        hops=hops.hops, hops_of=hops.hops_of,
+                        hops=hops.hops, hops_of=hops.hops_of, via=hops.via,
                         llm_calls=route.llm_calls + expansion.llm_calls + hops.llm_calls, timings=timings,
                         notes=(*self.notes, *search.notes, *hops.notes, *((route.note,) if route.note else ())),
                         stopped=hops.stopped)
@@ -325,10 +327,11 @@ def explain_lines(answer: Answer) -> list[str]:
         lines.append(f"hyde passage: {ev.expansion.passage[:300]}")
     for hop in ev.hops:
         shown = ", ".join(hop.queries[:12]) + (f" (+{len(hop.queries) - 12} more)" if len(hop.queries) > 12 else "")
-        what = "linked" if hop.strategy == "links" else "new"
+        what = {"links": "linked", "graph": "reached"}.get(hop.strategy, "new")
         lines.append(f"hop {hop.n} ({hop.strategy}): {shown or '(nothing to follow)'}; {hop.found} passage(s) {what}")
     if ev.hops or ev.stopped:
         by_hop = ", ".join(f"[{n}] hop " + "+".join(map(str, ev.hops_of.get(c.chunk_id, (1,))))
+                           + (f" via {' / '.join(ev.via[c.chunk_id])}" if c.chunk_id in ev.via else "")
                            for n, c in enumerate(answer.sources, 1))
         lines.append(f"sources by hop: {by_hop}" + (f"; stopped: {ev.stopped}" if ev.stopped else ""))
     lines.append(f"LLM calls for retrieval: {ev.llm_calls}")

@@ -21,17 +21,19 @@ hop adds half its own scaled score), so a passage that both matches the question
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import PurePath
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence
 
 from rag.core import prompts
 from rag.core.config import MultihopConfig
+from rag.core.entities import mentions, norm
 from rag.query.merge import labelled, minmax
 from rag.core.records import ScoredChunk
 
 if TYPE_CHECKING:
     from rag.core.llm import Llm
+    from rag.query.graph import GraphWalk
 
 HOP_DEPTH = 50  # first-hop candidates whose question scores enter the merge
 LINK_DEPTH = 3  # results looked at per followed name (the first titled with it is linked)
@@ -45,24 +47,20 @@ MULTIHOP = "multihop"
 # Search(text, k, retriever_name_or_None) -> ranking, best first.
 Search = Callable[[str, int, str | None], Sequence[ScoredChunk]]
 
-_CONNECTORS = {"of", "the", "and", "de", "da", "von", "van", "du", "la", "le", "del", "di", "for", "on"}
-_NOT_NAMES = {
-    "The", "A", "An", "In", "On", "At", "He", "She", "It", "They", "His", "Her", "Its", "This", "That", "These",
-    "Those", "As", "After", "Before", "During", "When", "While", "With", "From", "By", "For", "And", "But", "Or",
-    "Their", "There", "Since", "Although", "Following", "According", "Many", "Some", "Most", "Other", "Both", "Each",
-    "One", "Two", "Three", "Also", "I", "We", "You", "If", "Is", "Was", "What", "Which", "Who", "Where", "How",
-}  # fmt: skip
-_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
-_EDGE_PUNCT = ",;:()\"“”'’.!?[]{}"
-_PARENS = re.compile(r"\s*\([^)]*\)\s*")
-_NON_WORD = re.compile(r"[^\w]+")
 
+class Graph(Protocol):
+    """The entity graphs of the searched collections (``rag.query.route.CollectionSearch``)."""
+
+    def walk(self, question: str, seeds: Mapping[str, float]) -> GraphWalk: ...
+
+    def passages(self, ids: Sequence[str]) -> list[ScoredChunk]: ...
 
 @dataclass(frozen=True, slots=True)
 class Hop:
     """One retrieval round: its queries (names followed, or the LLM's query) and what it contributed.
 
-    ``found``: links: passages linked to a followed name; llm: passages no earlier hop had found.
+    ``found``: links: passages linked to a followed name; graph: passages a walk reached; llm: passages no
+    earlier hop had found.
     """
 
     n: int
@@ -85,46 +83,7 @@ class MultiHopResult:
     stopped: str = ""
     notes: tuple[str, ...] = ()
     hops_of: Mapping[str, tuple[int, ...]] = field(default_factory=dict)  # chunk id -> the hops that found or linked it
-
-
-def mentions(text: str) -> list[str]:
-    """Names a passage mentions: runs of capitalised words (with 'of', 'the'... inside), in order, each once.
-
-    >>> mentions("Kiss and Tell is a 1945 American comedy film starring Shirley Temple as Corliss Archer.")
-    ['Kiss and Tell', 'American', 'Shirley Temple', 'Corliss Archer']
-    """
-    found: list[str] = []
-    for sentence in _SENTENCE.split(text):
-        run: list[str] = []
-
-        def flush() -> None:
-            while run and run[-1].lower() in _CONNECTORS:
-                run.pop()
-            while run and (run[0] in _NOT_NAMES or run[0].lower() in _CONNECTORS or run[0][0].isdigit()):
-                run.pop(0)
-            if run:
-                found.append(" ".join(run))
-            run.clear()
-
-        for word in sentence.split():
-            core = word.strip(_EDGE_PUNCT)
-            if not core:
-                flush()
-            elif core[0].isupper() or (core[0].isdigit() and run):
-                run.append(core)
-            elif core in _CONNECTORS and run:
-                run.append(core)
-            else:
-                flush()
-            if word[-1] in ",;:)\"”":
-                flush()
-        flush()
-    return list(dict.fromkeys(found))
-
-
-def _norm(text: str) -> str:
-    """Lower case, no parenthesised qualifier ('Kiss and Tell (1945 film)' -> 'kiss and tell'), words only."""
-    return " ".join(_NON_WORD.sub(" ", _PARENS.sub(" ", text)).lower().split())
+    via: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # graph: chunk id -> the names that carried it
 
 
 def chunk_title(chunk: ScoredChunk) -> str:
@@ -141,7 +100,7 @@ def chunk_titles(chunk: ScoredChunk) -> set[str]:
     headings = chunk.headings
     if headings:
         names.add(str(headings[0]))
-    return {n for n in (_norm(x) for x in names) if n}
+    return {n for n in (norm(x) for x in names) if n}
 
 
 def names_match(name: str, titles: set[str]) -> bool:
@@ -150,7 +109,7 @@ def names_match(name: str, titles: set[str]) -> bool:
     'Walt Disney World Dolphin Hotel' names 'Walt Disney World Dolphin'; 'Catwoman' names 'Catwoman (film)';
     'Tell' does not name 'Kiss and Tell'.
     """
-    n = _norm(name)
+    n = norm(name)
     if not n:
         return False
     for t in titles:
@@ -230,6 +189,44 @@ def follow_links(question: str, first: Sequence[ScoredChunk], search: Search, co
     return pool.result(hops)
 
 
+def walk_graph(question: str, first: Sequence[ScoredChunk], graph: Graph, config: MultihopConfig) -> MultiHopResult:
+    """One hop through the entity graph: a walk from each of the best passages (no LLM).
+
+    Each of the ``graph_seeds`` best first-hop passages starts a walk of its own; every passage a walk
+    reaches gains ``graph_weight`` (halved for each lower-ranked seed) times its walk score scaled
+    to 0..1 (the passage that walk reaches most gains the full amount), so a passage that matches
+    the question and shares rare names with the best passages rises, and one only the graph finds
+    can enter. The seeds themselves gain nothing.
+    """
+    pool = _Merge(first, config.keep)
+    seeds = [c.chunk_id for c in first[: config.graph_seeds]]
+    names: dict[str, None] = {}
+    via: dict[str, tuple[str, ...]] = {}
+    credited: set[str] = set()
+    for j, seed in enumerate(seeds):
+        found = graph.walk(question, {seed: 1.0})
+        names.update(dict.fromkeys(found.names))
+        reached = {cid: v for cid, v in found.scores.items() if cid not in seeds}
+        top = max(reached.values(), default=0.0)
+        if top <= 0:
+            continue
+        missing = [cid for cid in reached if cid not in pool.chunks]
+        known = {c.chunk_id: c for c in graph.passages(missing)} if missing else {}
+        weight = config.graph_weight * 0.5 ** j
+        for cid, score in reached.items():
+            chunk = pool.chunks.get(cid) or known.get(cid)
+            if chunk is not None:
+                pool.add(chunk, weight * score / top, 2)
+                credited.add(cid)
+                if cid in found.via and cid not in via:
+                    via[cid] = found.via[cid]
+    if not credited:
+        return pool.result([Hop(2, "graph", tuple(names), 0)], stopped="the graph links none of the passages")
+    carried = [k for keys in via.values() for k in keys]
+    result = pool.result([Hop(2, "graph", tuple(dict.fromkeys((*names, *carried))), len(credited))])
+    return replace(result, via={cid: via[cid] for cid in result.hops_of if cid in via})
+
+
 def next_query_messages(question: str, passages: Sequence[ScoredChunk], asked: Sequence[str]) -> list[dict[str, str]]:
     """Chat messages asking for the search query of the missing fact, or DONE (self-ask / IRCoT style)."""
     shown = "\n\n".join(prompts.NEXT_HOP_PASSAGE.format(text=" ".join(c.text.split())[:LLM_READ_CHARS])
@@ -269,7 +266,7 @@ def ask_llm_hops(question: str, first: Sequence[ScoredChunk], search: Search, ll
         query = parse_next_query(reply)
         if not query:
             return pool.result(hops, calls, "the LLM had enough evidence")
-        if _norm(query) in {_norm(q) for q in asked}:
+        if norm(query) in {norm(q) for q in asked}:
             return pool.result(hops, calls, "the LLM repeated a query")
         asked.append(query)
         results = list(search(query, LLM_HOP_DEPTH, None))
@@ -280,10 +277,14 @@ def ask_llm_hops(question: str, first: Sequence[ScoredChunk], search: Search, ll
 
 
 def multihop(question: str, first: Sequence[ScoredChunk], search: Search, config: MultihopConfig,
-             llm: Llm | None = None) -> MultiHopResult:  # fmt: skip
+             llm: Llm | None = None, graph: Graph | None = None) -> MultiHopResult:  # fmt: skip
     """More hops after ``first`` (the first hop's ranking, about ``HOP_DEPTH`` deep) as ``[multihop] mode`` says."""
     if config.mode == "off" or config.max_hops < 2 or not first:
         return MultiHopResult(tuple(first), ())
+    if config.mode == "graph":
+        if graph is None:
+            return MultiHopResult(tuple(first), (), notes=("multi-hop mode 'graph' needs the collection's graph; one hop only",))
+        return walk_graph(question, first, graph, config)
     if config.mode == "llm":
         if llm is None:
             return MultiHopResult(tuple(first), (), notes=("multi-hop mode 'llm' needs an LLM; one hop only",))

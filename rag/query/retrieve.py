@@ -81,6 +81,20 @@ class RetrieverContext:
         finally:
             manifest.close()
 
+    def generation(self) -> int | None:
+        """The collection's change counter (bumped by every ingest), None for a collection older than it."""
+        from rag.core.bm25 import GENERATION
+        from rag.core.manifest import Manifest
+
+        if not self.paths.manifest.exists():
+            return None
+        manifest = Manifest(self.paths.manifest)
+        try:
+            raw = manifest.get_meta(GENERATION)
+        finally:
+            manifest.close()
+        return None if raw is None else int(raw)
+
     def store_match(self, flt: SearchFilter | None) -> Match | None:
         """Translate a filter into store conditions (a glob becomes the matching source list)."""
         if flt is None or flt.is_empty():

@@ -21,7 +21,8 @@ from rag.core.errors import ConfigError, StoreError
 from rag.core.home import collection_paths, list_collections
 from rag.query.merge import merge
 from rag.core.records import ScoredChunk
-from rag.query.retrieve import Retriever, make_retriever
+from rag.query.graph import GraphWalk
+from rag.query.retrieve import Retriever, make_retriever, payload_chunk
 from rag.query.search import Searcher
 
 if TYPE_CHECKING:
@@ -197,6 +198,29 @@ class CollectionSearch:
         for name, s in self.searchers.items():
             rankings[name] = (self._named(name, s, retriever) if retriever else s.retriever).retrieve(text, k)
         return merge_collections(rankings, self.rrf_k)
+
+    def walk(self, question: str, seeds: Mapping[str, float]) -> GraphWalk:
+        """The entity-graph walk of every open collection from ``seeds`` (chunk id -> weight), merged.
+
+        Each collection's walk is a probability over its own chunks, so scores stay comparable.
+        """
+        scores: dict[str, float] = {}
+        names: dict[str, None] = {}
+        via: dict[str, tuple[str, ...]] = {}
+        for s in self.searchers.values():
+            found = s.entity_graph().walk(question, seeds)
+            scores.update(found.scores)
+            names.update(dict.fromkeys(found.names))
+            via.update(found.via)
+        return GraphWalk(scores, tuple(names), via)
+
+    def passages(self, ids: Sequence[str]) -> list[ScoredChunk]:
+        """The chunks with ``ids`` from whichever open collection holds them (e.g. reached by the graph)."""
+        out: list[ScoredChunk] = []
+        for s in self.searchers.values():
+            for cid, payload in s.ctx.store.payloads(list(ids)).items():
+                out.append(payload_chunk(cid, payload, "graph", 0, 0.0))
+        return out
 
     def _named(self, collection: str, searcher: Searcher, retriever: str) -> Retriever:
         key = (collection, retriever)

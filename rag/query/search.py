@@ -10,6 +10,7 @@ from typing import Any
 from rag.core.config import Settings
 from rag.core.errors import ConfigError, RagError, StoreError
 from rag.core.records import ScoredChunk, SearchFilter
+from rag.query.graph import EntityGraph, GraphCache
 from rag.query.retrieve import Retriever, RetrieverContext, discover_retrievers, make_retriever
 from rag.core.threads import torch_threads
 
@@ -76,6 +77,7 @@ class Searcher:
             for f in discover_retrievers()[1]
         ]
         self._reranker: Any = None
+        self._graphs = GraphCache()
         if self.use_rerank:
             from rag.query.rerank import get_reranker
 
@@ -91,6 +93,10 @@ class Searcher:
         self.ctx.embedder = embedder
         if self._reranker is not None:
             self._reranker = wrap_reranker(self._reranker)
+
+    def entity_graph(self) -> EntityGraph:
+        """The collection's entity graph (``[multihop] mode = "graph"``), built on first use and after a change."""
+        return self._graphs.get(self.ctx.store, self.ctx.generation())
 
     def check_query(self, query: str) -> str:
         """Reject empty queries and queries longer than the embedding model reads."""

@@ -46,7 +46,7 @@ class RagOptions(_Strict):
 
     retriever: str | None = None
     expand: Literal["none", "multi", "hyde"] | None = None
-    multihop: Literal["off", "links", "llm"] | None = None
+    multihop: Literal["off", "links", "graph", "llm"] | None = None
     max_hops: int | None = Field(None, ge=1, le=5)
 
 

@@ -1,0 +1,91 @@
+"""Names a passage mentions (capitalised spans), normalised to the keys of the entity graph.
+
+Used at ingest (each chunk's payload keeps its ``entities``) and at query time (the names in the
+question; ``links`` multi-hop). A cheap, deterministic extractor with no model: runs of
+capitalised words with connectors such as 'of' and 'the' inside, at sentence level.
+"""
+
+from __future__ import annotations
+
+import re
+
+ENTITIES = "entities"  # the payload field of a chunk's entity keys
+ENTITIES_VERSION = "entities_v"  # ... and the EXTRACTOR version that made them
+MAX_ENTITIES = 64  # per chunk, in order of first mention
+EXTRACTOR = 2  # bump when the extraction changes: stored keys of another version are recomputed
+
+_CONNECTORS = {"of", "the", "and", "de", "da", "von", "van", "du", "la", "le", "del", "di", "for", "on"}
+_NOT_NAMES = {
+    "The", "A", "An", "In", "On", "At", "He", "She", "It", "They", "His", "Her", "Its", "This", "That", "These",
+    "Those", "As", "After", "Before", "During", "When", "While", "With", "From", "By", "For", "And", "But", "Or",
+    "Their", "There", "Since", "Although", "Following", "According", "Many", "Some", "Most", "Other", "Both", "Each",
+    "One", "Two", "Three", "Also", "I", "We", "You", "If", "Is", "Was", "What", "Which", "Who", "Where", "How",
+    "January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November",
+    "December", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday", "Over", "Under",
+}  # fmt: skip
+_SENTENCE = re.compile(r"(?<!\b[A-Z]\.)(?<=[.!?])\s+|\n+")  # not after an initial: 'Roger O. Egeberg' is one name
+_EDGE_PUNCT = ",;:()\"“”'’.!?[]{}"
+_PARENS = re.compile(r"\s*\([^)]*\)\s*")
+_NON_WORD = re.compile(r"[^\w]+")
+_POSSESSIVE = re.compile(r"['’]s\b")
+
+
+def mentions(text: str) -> list[str]:
+    """Names a passage mentions: runs of capitalised words (with 'of', 'the'... inside), in order, each once.
+
+    >>> mentions("Kiss and Tell is a 1945 American comedy film starring Shirley Temple as Corliss Archer.")
+    ['Kiss and Tell', 'American', 'Shirley Temple', 'Corliss Archer']
+    """
+    found: list[str] = []
+    for sentence in _SENTENCE.split(text):
+        run: list[str] = []
+
+        def flush() -> None:
+            while run and run[-1].lower() in _CONNECTORS:
+                run.pop()
+            while run and (run[0] in _NOT_NAMES or run[0].lower() in _CONNECTORS or run[0][0].isdigit()):
+                run.pop(0)
+            if run:
+                found.append(" ".join(run))
+            run.clear()
+
+        for word in sentence.split():
+            if word[0] in "([{":  # an aside starts: '(1945 film)' is not part of the name before it
+                flush()
+            core = word.strip(_EDGE_PUNCT)
+            if not core:
+                flush()
+            elif core[0].isupper() or (core[0].isdigit() and run):
+                run.append(core)
+            elif core in _CONNECTORS and run:
+                run.append(core)
+            else:
+                flush()
+            if word[-1] in ",;:)\"”":
+                flush()
+        flush()
+    return list(dict.fromkeys(found))
+
+
+def norm(text: str) -> str:
+    """Lower case, no parenthesised qualifier ('Kiss and Tell (1945 film)' -> 'kiss and tell'), words only."""
+    return " ".join(_NON_WORD.sub(" ", _PARENS.sub(" ", text)).lower().split())
+
+
+def entity_keys(text: str, limit: int = MAX_ENTITIES) -> list[str]:
+    """The normalised names ``text`` mentions, each once, in order; bare numbers and one-letter names left out.
+
+    >>> entity_keys("Kiss and Tell (1945 film) starred Shirley Temple. Shirley Temple was born in 1928.")
+    ['kiss and tell', 'shirley temple']
+    """
+    keys: list[str] = []
+    seen: set[str] = set()
+    for name in mentions(text):
+        key = norm(_POSSESSIVE.sub("", name))
+        if len(key) < 2 or key.replace(" ", "").isdigit() or key in seen or max(map(len, key.split())) < 2:
+            continue
+        seen.add(key)
+        keys.append(key)
+        if len(keys) >= limit:
+            break
+    return keys

@@ -1,0 +1,212 @@
+"""A collection's entity graph and the walk over it (``[multihop] mode = "graph"``, HippoRAG-style).
+
+Nodes are the collection's chunks and the names they mention (``rag.core.entities``; the ingest
+stores each chunk's names in its payload, so a changed file's edges change with its points). A
+chunk links to every name it mentions (its first name, most often what it is about, counts
+``SUBJECT_WEIGHT``), and to the shorter names inside its own longer ones that chunks mention
+('shirley temple' inside 'shirley temple black', ``ALIAS_WEIGHT``), so two spellings of one name
+still meet. Names in more than ``MAX_DF_SHARE`` of the chunks (at least ``MIN_MAX_DF``) are left
+out: they link everything to everything.
+
+The walk is Personalized PageRank (HippoRAG, NeurIPS 2024): it restarts at the question's best
+first-hop passages (weighted by their scores) and at the names the question mentions, and steps
+chunk -> name (a rarer name weighs more: idf) -> chunk. Passages that share rare names with the
+best passages and the question gather its mass. No model and no LLM runs at query time; the cost
+is a few passes over the edge list (NumPy).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from rag.core.entities import ENTITIES, ENTITIES_VERSION, EXTRACTOR, entity_keys, norm
+from rag.core.records import indexed_text
+
+SUBJECT_WEIGHT = 8.0  # a chunk's first name (its subject, most often) against 1 for the others
+ALIAS_WEIGHT = 0.5  # a shorter name inside one of the chunk's own names
+MAX_DF_SHARE = 0.01  # names in more chunks than this share are left out ...
+MIN_MAX_DF = 20  # ... but never below this many chunks
+DAMPING = 0.5  # chance per step that the walk goes on rather than restarting (HippoRAG's)
+STEPS = 12
+QUESTION_SHARE = 0.0  # of the restart mass on the question's names (when it names any)
+QUESTION_NAME_STEP = 0.0  # how much a step through a name the question holds counts (0: the walk avoids them)
+ALIAS_MIN_WORDS = 1  # the shortest name inside a longer one that counts as an alias
+MAX_NGRAM = 6  # longest name looked for in the question, in words
+VIA = 3  # names shown per passage in --explain
+
+
+@dataclass(frozen=True, slots=True)
+class GraphWalk:
+    """What a walk found: a score per chunk, the question's names, and which names carried each chunk."""
+
+    scores: Mapping[str, float]
+    names: tuple[str, ...] = ()
+    via: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class EntityGraph:
+    """Chunks and names as an edge list: ``rows[e]`` (chunk) mentions ``cols[e]`` (name)."""
+
+    ids: tuple[str, ...]
+    keys: tuple[str, ...]
+    row: Mapping[str, int]
+    col: Mapping[str, int]
+    rows: np.ndarray
+    cols: np.ndarray
+    forward: np.ndarray  # chunk -> name step probabilities (each chunk's sum to 1)
+    backward: np.ndarray  # name -> chunk step probabilities (each name's sum to 1)
+    idf: np.ndarray
+    generation: int | None = None
+
+    @classmethod
+    def build(cls, chunks: Iterable[tuple[str, Sequence[str]]], generation: int | None = None) -> "EntityGraph":
+        """The graph of ``(chunk id, its names in order)`` pairs."""
+        ids: list[str] = []
+        names: list[Sequence[str]] = []
+        df: dict[str, int] = {}
+        for cid, keys in chunks:
+            ids.append(cid)
+            names.append(keys)
+            for key in set(keys):
+                df[key] = df.get(key, 0) + 1
+        n = len(ids)
+        max_df = max(MIN_MAX_DF, int(MAX_DF_SHARE * n))
+        edges: dict[tuple[int, str], float] = {}
+        for r, keys in enumerate(names):
+            for j, key in enumerate(keys):
+                if df[key] <= max_df:
+                    edges[(r, key)] = max(edges.get((r, key), 0.0), SUBJECT_WEIGHT if j == 0 else 1.0)
+                words = key.split()
+                for size in range(ALIAS_MIN_WORDS, len(words)):  # the shorter names inside this one that chunks mention
+                    for start in range(len(words) - size + 1):
+                        part = " ".join(words[start:start + size])
+                        if part in df and df[part] <= max_df and (r, part) not in edges:
+                            edges[(r, part)] = ALIAS_WEIGHT
+        vocab = sorted({key for _, key in edges})
+        col = {key: i for i, key in enumerate(vocab)}
+        rows = np.fromiter((r for r, _ in edges), dtype=np.int64, count=len(edges))
+        cols = np.fromiter((col[k] for _, k in edges), dtype=np.int64, count=len(edges))
+        weight = np.fromiter(edges.values(), dtype=np.float64, count=len(edges))
+        linked = np.bincount(cols, minlength=len(vocab)).astype(np.float64)  # chunks per name, aliases included
+        idf = np.log(1.0 + n / np.maximum(linked, 1.0))
+        forward = weight * idf[cols] if len(edges) else weight
+        forward = forward / np.maximum(np.bincount(rows, weights=forward, minlength=n), 1e-12)[rows] if len(edges) else forward
+        backward = weight / np.maximum(np.bincount(cols, weights=weight, minlength=len(vocab)), 1e-12)[cols] \
+            if len(edges) else weight
+        return cls(tuple(ids), tuple(vocab), {cid: i for i, cid in enumerate(ids)}, col, rows, cols, forward,
+                   backward, idf, generation)
+
+    @property
+    def edges(self) -> int:
+        return int(len(self.rows))
+
+    def question_names(self, question: str) -> list[str]:
+        """The graph's names the question mentions: capitalised spans, and runs of 2+ words in any case."""
+        found = [k for k in entity_keys(question) if k in self.col]
+        words = norm(question).split()
+        for size in range(min(MAX_NGRAM, len(words)), 1, -1):
+            for start in range(len(words) - size + 1):
+                part = " ".join(words[start:start + size])
+                if part in self.col and not any(part in f" {k} " or part == k for k in found):
+                    found.append(part)
+        return list(dict.fromkeys(found))
+
+    def _step(self, x: np.ndarray, forward: np.ndarray) -> np.ndarray:
+        names = np.bincount(self.cols, weights=forward * x[self.rows], minlength=len(self.keys))
+        return self._to_chunks(names)
+
+    def _without(self, blocked: Sequence[str], factor: float = 0.0) -> np.ndarray:
+        """Chunk -> name step probabilities with the ``blocked`` names down-weighted by ``factor`` (sums stay 1)."""
+        if not blocked or factor >= 1:
+            return self.forward
+        mask = np.ones(len(self.keys))
+        mask[[self.col[k] for k in blocked]] = factor
+        forward = self.forward * mask[self.cols]
+        return forward / np.maximum(np.bincount(self.rows, weights=forward, minlength=len(self.ids)), 1e-12)[self.rows]
+
+    def _to_chunks(self, names: np.ndarray) -> np.ndarray:
+        return np.bincount(self.rows, weights=self.backward * names[self.cols], minlength=len(self.ids))
+
+    def walk(self, question: str, seeds: Mapping[str, float], *, damping: float = DAMPING, steps: int = STEPS,
+             top: int = 50) -> GraphWalk:  # fmt: skip
+        """Personalized PageRank from ``seeds`` (chunk id -> weight) and the question's names; the ``top`` chunks."""
+        n = len(self.ids)
+        restart = np.zeros(n)
+        for cid, w in seeds.items():
+            if cid in self.row and w > 0:
+                restart[self.row[cid]] += w
+        if restart.sum() > 0:
+            restart /= restart.sum()
+        names = self.question_names(question)
+        if names and QUESTION_SHARE > 0 and len(self.keys):
+            start = np.zeros(len(self.keys))
+            for key in names:
+                start[self.col[key]] = self.idf[self.col[key]]
+            from_names = self._to_chunks(start / start.sum())
+            if from_names.sum() > 0:
+                share = QUESTION_SHARE if restart.sum() > 0 else 1.0
+                restart = (1 - share) * restart + share * from_names / from_names.sum()
+        if restart.sum() <= 0 or not self.edges:
+            return GraphWalk({}, tuple(names))
+        # The walk leaves by the names the question does not hold: those lead to what the first hop missed.
+        forward = self._without(names, QUESTION_NAME_STEP)
+        x = restart.copy()
+        for _ in range(steps):
+            x = (1 - damping) * restart + damping * self._step(x, forward)
+        order = [int(i) for i in np.argsort(-x, kind="stable")[:top] if x[i] > 0]
+        scores = {self.ids[i]: float(x[i]) for i in order}
+        return GraphWalk(scores, tuple(names), self._via(order, seeds, names if QUESTION_NAME_STEP == 0 else ()))
+
+    def _via(self, order: Sequence[int], seeds: Mapping[str, float], blocked: Sequence[str]) -> dict[str, tuple[str, ...]]:
+        """For each chunk in ``order``: the rarest names it shares with the seeds, ``blocked`` names left out."""
+        carrying: set[int] = set()
+        seed_rows = {self.row[c] for c in seeds if c in self.row}
+        by_row: dict[int, list[int]] = {}
+        wanted = set(order) | seed_rows
+        for r, c in zip(self.rows.tolist(), self.cols.tolist()):
+            if r in wanted:
+                by_row.setdefault(r, []).append(c)
+        for r in seed_rows:
+            carrying.update(by_row.get(r, ()))
+        carrying -= {self.col[k] for k in blocked}
+        via = {}
+        for r in order:
+            shared = sorted((c for c in by_row.get(r, ()) if c in carrying), key=lambda c: -self.idf[c])
+            if shared and r not in seed_rows:
+                via[self.ids[r]] = tuple(self.keys[c] for c in shared[:VIA])
+        return via
+
+
+def stored_keys(payload: Mapping[str, Any]) -> list[str]:
+    """A chunk's names: those the ingest stored, or extracted now (older chunks, another extractor)."""
+    keys = payload.get(ENTITIES)
+    if isinstance(keys, list) and payload.get(ENTITIES_VERSION) == EXTRACTOR:
+        return [str(k) for k in keys]
+    return entity_keys(indexed_text(str(payload.get("text", "")), str(payload.get("context") or "")))
+
+
+class GraphCache:
+    """One collection's graph, built from its store on first use and again after every change.
+
+    The collection's change counter (the manifest's ``generation``, bumped by every ingest) says
+    when the graph is stale; without one, the chunk count does.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._graph: EntityGraph | None = None
+        self._stamp: tuple[int | None, int] | None = None
+
+    def get(self, store: Any, generation: int | None) -> EntityGraph:
+        with self._lock:
+            stamp = (generation, store.count())
+            if self._graph is None or stamp != self._stamp:
+                self._graph = EntityGraph.build(((cid, stored_keys(p)) for cid, p in store.scroll(with_payload=True)),
+                                                generation)
+                self._stamp = stamp
+            return self._graph

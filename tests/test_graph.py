@@ -1,0 +1,167 @@
+"""Entity-graph multi-hop ([multihop] mode = "graph"): names stored at ingest, the walk, changes, --explain."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ingest.pipeline import Ingestor
+from rag.core.config import Settings
+from rag.core.entities import ENTITIES, ENTITIES_VERSION, entity_keys
+from rag.core.records import ScoredChunk
+from rag.query.answer import Answerer
+from rag.core.store import StoredPoint
+from rag.query.graph import EntityGraph, stored_keys
+from rag.query.search import Searcher
+from tests.conftest import write
+from tests.test_cli import rag
+from tests.test_multihop import LINKED_DOCS, QUESTION
+
+# The same bridge question as test_multihop, on documents with no title line and neutral file names:
+# nothing for `links` to follow, while the passages still share the names they mention.
+UNTITLED = {f"doc{i}.txt": text.split("\n\n", 1)[1] for i, text in enumerate(LINKED_DOCS.values())}
+FILM, SHIRLEY = "doc0.txt", "doc1.txt"
+
+
+@pytest.fixture(scope="module")
+def untitled_home(tmp_path_factory: pytest.TempPathFactory, embedder) -> Path:  # type: ignore[no-untyped-def]
+    root = tmp_path_factory.mktemp("untitled")
+    for name, text in UNTITLED.items():
+        write(root / "docs" / name, text)
+    Ingestor(Settings(), root / "home", embedder=embedder).run([root / "docs"])
+    return root / "home"
+
+
+def settings(mode: str, **multihop: object) -> Settings:
+    return Settings.model_validate({"multihop": {"mode": mode, **multihop}, "answer": {"check_support": False}})
+
+
+def names(chunks: tuple[ScoredChunk, ...]) -> list[str]:
+    return [Path(c.source).name for c in chunks]
+
+
+def test_entity_keys_are_normalised_names() -> None:
+    text = "Kiss and Tell (1945 film) starred Shirley Temple. In 1945 Shirley Temple was 17. A B."
+    assert entity_keys(text) == ["kiss and tell", "shirley temple"]  # once each; no year, no one-letter name
+    assert entity_keys("no names here at all.") == []
+
+
+def test_walk_reaches_a_passage_through_a_shared_rare_name() -> None:
+    docs = {
+        "film": "Kiss and Tell is a 1945 American comedy film starring Shirley Temple as Corliss Archer.",
+        "actress": "Shirley Temple Black was an American actress, later Chief of Protocol.",
+        "other": "Janet Waldo was an American voice actress.",
+        "far": "The Duke of Wellington was a British soldier.",
+    }
+    graph = EntityGraph.build((k, entity_keys(v)) for k, v in docs.items())
+    assert "shirley temple black" in graph.col and "shirley temple" in graph.col
+    walk = graph.walk("Which position did the star of Kiss and Tell hold?", {"film": 1.0})
+    assert walk.names == ("kiss and tell",)
+    # the actress's own name holds the film's 'shirley temple' (an alias edge): she is reached
+    assert walk.scores["actress"] > walk.scores.get("other", 0.0)
+    assert "far" not in walk.scores  # shares no name with anything reached
+    assert walk.via["actress"][0] == "shirley temple"
+    assert graph.walk("anything", {}).scores == {}  # no seed and no name: nothing to walk from
+
+
+def test_very_common_names_link_nothing() -> None:
+    chunks = [(f"c{i}", ["american", f"person {i}"]) for i in range(60)]
+    graph = EntityGraph.build(chunks)
+    assert "american" not in graph.col  # in every chunk: above the document-frequency cap
+    assert set(graph.walk("q", {"c0": 1.0}).scores) == {"c0"}  # so c0 reaches no other chunk
+
+
+def test_ingest_stores_names_and_graph_finds_the_bridge_without_titles(untitled_home: Path) -> None:
+    searcher = Searcher(Settings(), untitled_home, rerank=False)
+    try:
+        payloads = dict(searcher.ctx.store.scroll())
+        assert all(isinstance(p.get(ENTITIES), list) for p in payloads.values())
+        film = next(p for p in payloads.values() if p["source"].endswith(FILM))
+        assert "shirley temple" in film[ENTITIES] and "kiss and tell" in film[ENTITIES]
+    finally:
+        searcher.close()
+
+    single = Answerer(settings("off"), untitled_home, llm=object(), rerank=False)
+    links = Answerer(settings("links", link_bonus=1.0), untitled_home, llm=object(), rerank=False)
+    graph = Answerer(settings("graph", graph_weight=1.0), untitled_home, llm=object(), rerank=False)
+    try:
+        one = single.gather(QUESTION, 3)
+        linked = links.gather(QUESTION, 3)
+        two = graph.gather(QUESTION, 3)
+    finally:
+        for a in (single, links, graph):
+            a.close_searchers()
+    assert SHIRLEY not in names(one.chunks)
+    assert SHIRLEY not in names(linked.chunks)  # no titles: nothing for links to follow
+    assert names(two.chunks)[0] == names(one.chunks)[0]  # the first hop's best passage stays on top
+    assert SHIRLEY in names(two.chunks)
+    hop = two.hops[0]
+    assert hop.strategy == "graph" and hop.found >= 1 and two.llm_calls == 0
+    assert "kiss and tell" in hop.queries and "corliss archer" in hop.queries  # the question's names
+    shirley = next(c for c in two.chunks if c.source.endswith(SHIRLEY))
+    assert two.hops_of[shirley.chunk_id] in ((2,), (1, 2)) and "shirley temple" in two.via[shirley.chunk_id]
+    trace = two.as_dict()
+    assert trace["source_via"][names(two.chunks).index(SHIRLEY)][0] == "shirley temple"
+    json.dumps(trace)
+
+
+def test_graph_follows_every_change_of_the_collection(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    docs, home = tmp_path / "docs", tmp_path / "home"
+    write(docs / "a.txt", "Ada Lovelace worked with Charles Babbage on the Analytical Engine.")
+    write(docs / "b.txt", "Charles Babbage designed the Difference Engine in London.")
+    write(docs / "c.txt", "Grace Hopper wrote the first compiler.")
+    Ingestor(Settings(), home, embedder=embedder).run([docs])
+    searcher = Searcher(Settings(), home, rerank=False)
+    try:
+        first = searcher.entity_graph()
+        assert "charles babbage" in first.col and "grace hopper" in first.col
+        assert searcher.entity_graph() is first  # unchanged collection: the same graph, not rebuilt
+
+        write(docs / "c.txt", "Grace Hopper worked with Charles Babbage's ideas at Harvard.")
+        (docs / "b.txt").unlink()
+        Ingestor(Settings(), home, embedder=embedder).run([docs])
+        second = searcher.entity_graph()
+        assert second is not first
+        by_source = {Path(p["source"]).name: cid for cid, p in searcher.ctx.store.scroll()}
+        assert set(by_source) == {"a.txt", "c.txt"} and set(second.ids) == set(by_source.values())
+        reached = second.walk("Who else worked on the ideas behind the Analytical Engine?", {by_source["a.txt"]: 1.0})
+        assert by_source["c.txt"] in reached.scores  # the new edge, through the changed file
+        assert "difference engine" not in second.col  # the deleted file's names are gone
+    finally:
+        searcher.close()
+
+
+def test_chunks_without_stored_names_get_them_from_their_text(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    write(tmp_path / "docs" / "a.txt", "Ada Lovelace worked with Charles Babbage on the Analytical Engine.")
+    write(tmp_path / "docs" / "b.txt", "Charles Babbage designed the Difference Engine in London.")
+    Ingestor(Settings(), tmp_path / "home", embedder=embedder).run([tmp_path / "docs"])
+    searcher = Searcher(Settings(), tmp_path / "home", rerank=False)
+    try:
+        store = searcher.ctx.store
+        stored = dict(store.scroll())
+        vectors = store.vectors(list(stored))
+        # as a collection ingested before the names were stored: the same points without them
+        store.upsert([StoredPoint(cid, vectors[cid][0], vectors[cid][1], vectors[cid][2],
+                                  {k: v for k, v in p.items() if k not in (ENTITIES, ENTITIES_VERSION)})
+                      for cid, p in stored.items()])
+        bare = dict(store.scroll())
+        assert all(ENTITIES not in p for p in bare.values())
+        assert {cid: stored_keys(p) for cid, p in bare.items()} == {cid: p[ENTITIES] for cid, p in stored.items()}
+    finally:
+        searcher.close()
+
+
+@pytest.mark.slow
+def test_cli_ask_graph_explain(untitled_home: Path) -> None:
+    env = {"RAG_LLM_LOCAL_MODEL": "smollm2-135m-instruct", "RAG_LLM_THREADS": "1", "RAG_LLM_MAX_TOKENS": "16",
+           "RAG_RERANK_ENABLED": "false", "RAG_ANSWER_CHECK_SUPPORT": "false"}
+    proc = rag(untitled_home, "ask", QUESTION, "--multihop", "graph", "--json", env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    data = json.loads(proc.stdout)
+    assert data["retrieval"]["hops"][0]["strategy"] == "graph" and data["retrieval"]["llm_calls"] == 0
+    assert any(s["source"].endswith(SHIRLEY) for s in data["sources"])
+    shown = rag(untitled_home, "ask", QUESTION, "--multihop", "graph", "--explain", env=env)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert "hop 2 (graph): kiss and tell" in shown.stdout and "via shirley temple" in shown.stdout
