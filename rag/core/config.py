@@ -211,6 +211,11 @@ class AnswerConfig(_Section):
         0.5, ge=0, le=1, description="Cite the best source for each sentence the model left uncited, when the "
         "embedding cosine between the sentence and a source sentence reaches this; the citation is marked as added "
         "and checked like the others (0: off).")
+    context_tokens: int = Field(
+        0, ge=0, le=100_000, description="Compact prompts: show the LLM, of each numbered source, only the sentences "
+        "that best match the question (embedding cosine and shared words), in document order with cut parts marked "
+        "\u2026, within this many tokens of source text over all sources (counted with the embedding model's "
+        "tokenizer); citations, quotes and checks still use the whole passages (0: off, the whole passages).")
 
 
 class QueryConfig(_Section):

@@ -22,6 +22,7 @@ from rag.core.config import Settings
 from rag.core.errors import StoreError
 from rag.core.llm import Llm
 from rag.core.records import ScoredChunk
+from rag.query.compact import CompactContext, compact_sources, token_counter
 from rag.query.decide import after_draft, after_gate, after_verify, asks_gate, asks_verify, final
 from rag.query.expand import Expansion, expand_query, search_expanded
 from rag.query.generate import generate, stream_text
@@ -80,6 +81,7 @@ class Answer:
     answerable_probability: float | None = None  # the [answer] gate's P(yes); None when the gate is off
     verified_probability: float | None = None  # the [answer] verify check's P(yes); None when not asked
     joined: bool = False  # the draft refused and [multihop] join asked again (the answer is the retry's)
+    context: CompactContext | None = None  # what the LLM read of each source with [answer] context_tokens; None: all
 
     def as_dict(self) -> dict[str, Any]:
         """The ``--json`` shape."""
@@ -113,6 +115,7 @@ class Answer:
             "answerable_probability": self.answerable_probability,
             "verified_probability": self.verified_probability,
             "joined": self.joined,
+            "context": None if self.context is None else self.context.as_dict(),
             "retrieval": self.evidence.as_dict() if self.evidence is not None else None,
             "explain": explain_lines(self),
         }
@@ -225,23 +228,25 @@ class Answerer:
         timings: dict[str, float] = dict(evidence.timings)
         chunks = evidence.chunks
         cfg = self.settings.answer
+        context = self._compact(query or question, chunks, timings)
+        shown = None if context is None else context.texts
         p_answerable = None
         if asks_gate(cfg.gate, len(chunks)):
             tg = time.perf_counter()
-            p_answerable = round(self.llm.yes_probability(answerable_messages(question, chunks)), 4)
+            p_answerable = round(self.llm.yes_probability(answerable_messages(question, chunks, shown)), 4)
             timings["gate_s"] = time.perf_counter() - tg
         gated = after_gate(p_answerable, cfg.gate)
         t1 = time.perf_counter()
         if gated:
             text = stream_text((REFUSAL,), t0, timings, on_token)
         else:
-            text = generate(self.llm, answer_messages(question, chunks), t0, timings, on_token)
+            text = generate(self.llm, answer_messages(question, chunks, shown), t0, timings, on_token)
         joined = after_draft(gated=gated, draft_refused=is_refusal(text), verify=cfg.verify,
                              joinable=self._joinable(evidence))
         if joined:  # the sources came from several hops: ask once more, to join them (verified below)
             if on_token:
                 on_token("\n\n")
-            text = generate(self.llm, join_messages(question, chunks), t0, {}, on_token)
+            text = generate(self.llm, join_messages(question, chunks, shown), t0, {}, on_token)
         timings["generate_s"] = time.perf_counter() - t1
         parsed = parse_answer(text, len(chunks))
         refused = is_refusal(text)
@@ -278,7 +283,18 @@ class Answerer:
                       invalid_citations=parsed.invalid, queries=evidence.queries, route=evidence.route.collections,
                       timings=timings, notes=(*evidence.notes, *decision.notes), evidence=evidence,
                       withdrawn=decision.withdrawn, answerable_probability=p_answerable,
-                      verified_probability=p_stated, joined=joined)
+                      verified_probability=p_stated, joined=joined, context=context)
+
+    def _compact(self, query: str, chunks: Sequence[ScoredChunk], timings: dict[str, float]) -> CompactContext | None:
+        """What the LLM reads of each source under ``[answer] context_tokens`` (None: off, the whole passages)."""
+        budget = self.settings.answer.context_tokens
+        if not budget or not chunks:
+            return None
+        tc = time.perf_counter()
+        embedder = self.searcher.ctx.embedder
+        context = compact_sources(query, [c.text for c in chunks], budget, embedder.embed, token_counter(embedder))
+        timings["compact_s"] = time.perf_counter() - tc
+        return context
 
     def _joinable(self, evidence: Evidence) -> bool:
         """Whether ``[multihop] join`` applies: on, and a hop after the first found one of the sources."""
@@ -335,4 +351,8 @@ def explain_lines(answer: Answer) -> list[str]:
                            for n, c in enumerate(answer.sources, 1))
         lines.append(f"sources by hop: {by_hop}" + (f"; stopped: {ev.stopped}" if ev.stopped else ""))
     lines.append(f"LLM calls for retrieval: {ev.llm_calls}")
+    if answer.context is not None:
+        c = answer.context
+        lines.append(f"compact prompt: the LLM read {c.tokens} of the sources' {c.full_tokens} tokens "
+                     f"([answer] context_tokens {c.budget})")
     return lines
