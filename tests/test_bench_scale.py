@@ -16,10 +16,13 @@ def test_scale_rows_report_every_figure_and_exact_search_finds_the_true_neighbou
     corpus = tmp_path / "corpus"
     for i in range(8):
         write(corpus / f"note{i}.md", f"# Note {i}\n\n" + " ".join(f"The pump {i} moves water {j} metres." for j in range(30)))
-    result = bench_scale([400], corpus, Settings.model_validate({"chunking": {"chunk_size": 300}}), queries=10)
+    result = bench_scale([400], corpus, Settings.model_validate({"chunking": {"chunk_size": 300}}), queries=10,
+                         efs=[16, 64])
     (row,) = result["sizes"]
-    assert row["chunks"] == 400 and row["write_points_per_s"] > 0 and row["peak_rss_mb"] > 0
-    assert 0 < row["search_peak_rss_mb"] <= row["peak_rss_mb"] + 1  # the search window is part of the whole run
+    assert row["chunks"] == 400 and row["write_points_per_s"] > 0 and row["build_peak_rss_mb"] > 0
+    assert 0 < row["search_peak_rss_mb"] <= row["peak_rss_mb"]  # the search ran in a process of its own
+    assert [r["hnsw_ef"] for r in row["by_hnsw_ef"]] == [16, 64] and row["hnsw_ef"] == 16  # the first is the row's
+    assert row["open_close_seconds"] > 0 and row["open_seconds"] > 0
     assert row["recall_at_10_vs_exact"] == 1.0  # a collection this small is searched exactly
     assert 0 < row["dense_p50_ms"] <= row["dense_p95_ms"] and row["hybrid_p50_ms"] > 0
     assert row["reingest_chunks_embedded"] > 0 and row["reingest_one_file_seconds"] > 0

@@ -1,20 +1,22 @@
 """``rag bench scale``: how search, memory, disk and re-ingest grow with a collection (no embedding model).
 
-For each size, a child process builds a synthetic collection through the project's own store code
-(the configured ``[store]`` backend and settings), in a temporary home:
+For each size, in a temporary home, three child processes run one after the other:
 
-- vectors: unit vectors around ``clusters`` random centres (so the approximate index has real
-  neighbourhoods to find), queries drawn the same way;
-- text: chunks of a real corpus (a folder of documents, or a ``.jsonl`` with a ``text`` field),
-  drawn at random, so the sparse (in-engine BM25) side sees a real vocabulary;
-- then the engine's index build (``optimize``), timed.
+1. build: a synthetic collection written through the project's own store code (the configured
+   ``[store]`` backend and settings): unit vectors around ``clusters`` random centres (so the
+   approximate index has real neighbourhoods to find), text drawn at random from a real corpus (a
+   folder of documents, or a ``.jsonl`` with a ``text`` field) so the sparse (in-engine BM25) side
+   sees a real vocabulary; then the engine's index build (``optimize``), timed; the exact top-10 of
+   the queries (NumPy, brute force) is saved;
+2. search (once per ``--ef`` value): a fresh process opens the collection, as ``rag ask`` or
+   ``rag serve`` would, and times dense / sparse / hybrid searches (hybrid = both searches and the
+   project's RRF merge, as the ``hybrid`` retriever runs them); recall@10 of the dense search
+   against the exact top-10; its peak RSS is the search's alone;
+3. re-ingest: one changed file through the real pipeline (the packaged embedder embeds that file's
+   chunks; the rest stays), timed, with the time it takes just to open and close the collection.
 
-It reports the write rate, the index build time, dense / sparse / hybrid search p50 and p95
-(hybrid = both searches and the project's RRF merge, as the ``hybrid`` retriever runs them),
-recall@10 of the dense search against exact search (NumPy, brute force), peak RSS of the process
-(over the whole run, and while searching only), the load average while searching,
-the store's size on disk, and the time to re-ingest one changed file with the real pipeline
-(the packaged embedder; that file's chunks are embedded, the rest stays).
+Rows also give the write rate, the build's peak RSS, the store's size on disk and the load average
+while searching (these machines are shared: a busy machine slows every figure).
 """
 
 from __future__ import annotations
@@ -37,26 +39,6 @@ COLLECTION = "scale"
 
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _reset_peak_rss() -> bool:
-    """Start a new peak-RSS window (Linux: writing 5 to clear_refs resets VmHWM); False where it cannot."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
-
-
-def _window_peak_rss_mb() -> float | None:
-    """VmHWM of this process in MB (the peak since the last reset), None off Linux."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
 
 
 def _progress(message: str) -> None:
@@ -127,21 +109,20 @@ def _point_id(i: int) -> str:
     return point_uuid(f"scale\x00{i}")
 
 
-def run_size(n: int, settings: Settings, corpus: list[str], work: Path, queries: int = 200, k: int = 10,
-             clusters: int = 1000, seed: int = 7, embedder: Any = None) -> dict[str, Any]:
-    """Build one synthetic collection of ``n`` chunks under ``work`` and measure it (see the module doc)."""
-    from ingest.pipeline import Ingestor
-    from rag.core.bm25 import GENERATION
+def _store_settings(settings: Settings, ef: int | None) -> Settings:
+    return settings if ef is None else settings.model_copy(
+        update={"store": settings.store.model_copy(update={"hnsw_ef": ef})})
+
+
+def build_size(n: int, settings: Settings, corpus: list[str], work: Path, queries: int = 200, k: int = 10,
+               clusters: int = 1000, seed: int = 7) -> dict[str, Any]:
+    """Write ``n`` synthetic chunks under ``work``, build the engine's index, and save the queries with their exact top-k."""
     from rag.core.home import collection_paths
-    from rag.core.lexical import Analyzer, bm25_document_weights, query_weights
-    from rag.core.manifest import Manifest
-    from rag.core.records import ScoredChunk
+    from rag.core.lexical import Analyzer, bm25_document_weights
     from rag.core.store import StoredPoint, open_store
-    from rag.query.merge import merge
 
     dims = 384
-    home = work / "home"
-    paths = collection_paths(home, COLLECTION)
+    paths = collection_paths(work / "home", COLLECTION)
     paths.root.mkdir(parents=True, exist_ok=True)
     store = open_store(settings.store, paths.root, COLLECTION)
     store.create(dims)
@@ -151,7 +132,6 @@ def run_size(n: int, settings: Settings, corpus: list[str], work: Path, queries:
     sparse = [bm25_document_weights(t, avgdl, settings.bm25.k1, settings.bm25.b) for t in tokens]
     rng = np.random.default_rng(seed)
     vectors_path = work / "vectors.f32"
-    written = 0
     t0 = time.perf_counter()
     with open(vectors_path, "wb") as raw:
         for start, end in _batches(n, 2_000):
@@ -163,55 +143,92 @@ def run_size(n: int, settings: Settings, corpus: list[str], work: Path, queries:
                             {"text": corpus[w], "source": f"/synthetic/doc{(start + j) // 20}.txt", "file_type": "txt",
                              "chunk_index": (start + j) % 20, "start": 0, "end": len(corpus[w]), "version": "v1"})
                 for j, w in enumerate(which)])
-            written = end
             if end % 100_000 == 0:
                 _progress(f"{n:,}: {end:,} written ({end / (time.perf_counter() - t0):,.0f} points/s)")
     store.flush()
     write_s = time.perf_counter() - t0
+    _progress(f"{n:,}: written in {write_s:,.0f} s; building the index")
     t1 = time.perf_counter()
-    _progress(f"{n:,}: written in {time.perf_counter() - t0:,.0f} s; building the index")
     store.optimize()
     optimize_s = time.perf_counter() - t1
-    _progress(f"{n:,}: index built in {optimize_s:,.0f} s; searching")
-
+    store.close()
+    _progress(f"{n:,}: index built in {optimize_s:,.0f} s")
     query_vectors = synthetic_vectors(queries, dims, clusters, seed, 10**9)  # around the same centres
     query_texts = [" ".join(corpus[int(i)].split()[:8]) for i in rng.integers(0, len(corpus), queries)]
     exact = _exact_top(vectors_path, n, dims, query_vectors, k)
-    windowed = _reset_peak_rss()  # peak RSS while searching, apart from the build's
-    load_before = os.getloadavg()[0]
-    dense_ms, sparse_ms, hybrid_ms, recall = [], [], [], []
-    for q in range(queries):
-        a = time.perf_counter()
-        hits = store.search_dense(query_vectors[q].tolist(), k)
-        b = time.perf_counter()
-        qi, qv = query_weights(analyzer.tokens(query_texts[q]))
-        store.search_sparse(qi, qv, k)
-        c = time.perf_counter()
-        depth = settings.retrieval.candidates
-        rankings = {}
-        for name, found in (("dense", store.search_dense(query_vectors[q].tolist(), depth)),
-                            ("sparse", store.search_sparse(qi, qv, depth))):
-            rankings[name] = [ScoredChunk(chunk_id=h.id, text=str(h.payload.get("text", "")), source="", score=h.score,
-                                          scores={name: h.score}, ranks={name: r}) for r, h in enumerate(found, 1)]
-        merge(rankings, settings.retrieval.weights, settings.retrieval.fusion, settings.retrieval.rrf_k)[:k]
-        d = time.perf_counter()
-        dense_ms.append((b - a) * 1000)
-        sparse_ms.append((c - b) * 1000)
-        hybrid_ms.append((d - c) * 1000)
-        truth = {_point_id(i) for i in exact[q]}
-        recall.append(len(truth & {h.id for h in hits}) / k)
-    rss_peak = _peak_rss_mb()
-    rss_search = _window_peak_rss_mb() if windowed else None
-    load_search = round((load_before + os.getloadavg()[0]) / 2, 2)
-    store.close()
-    _progress(f"{n:,}: searched; re-ingesting one file")
+    vectors_path.unlink()
+    (work / "queries.json").write_text(json.dumps(
+        {"vectors": query_vectors.tolist(), "texts": query_texts, "exact": exact, "avgdl": avgdl}))
     disk_mb = sum(f.stat().st_size for f in (paths.root / "qdrant").rglob("*") if f.is_file()) / 1e6 \
         if (paths.root / "qdrant").exists() else None
+    return {"chunks": n, "write_points_per_s": round(n / write_s, 1), "write_seconds": round(write_s, 1),
+            "index_build_seconds": round(optimize_s, 1), "build_peak_rss_mb": round(_peak_rss_mb(), 1),
+            "disk_mb": None if disk_mb is None else round(disk_mb, 1)}
 
-    # re-ingest one changed file with the real pipeline, next to the synthetic chunks
+
+def search_size(settings: Settings, work: Path, k: int = 10) -> dict[str, Any]:
+    """Open the collection in this (fresh) process and time dense, sparse and hybrid searches; recall vs exact."""
+    from rag.core.home import collection_paths
+    from rag.core.lexical import Analyzer, query_weights
+    from rag.core.records import ScoredChunk
+    from rag.core.store import open_store
+    from rag.query.merge import merge
+
+    saved = json.loads((work / "queries.json").read_text())
+    analyzer = Analyzer(settings.bm25.language, settings.bm25.stopwords)
+    paths = collection_paths(work / "home", COLLECTION)
+    t_open = time.perf_counter()
+    store = open_store(settings.store, paths.root, COLLECTION)
+    store.count()
+    open_s = time.perf_counter() - t_open
+    load_before = os.getloadavg()[0]
+    dense_ms, sparse_ms, hybrid_ms, recall = [], [], [], []
+    try:
+        for vector, text, exact in zip(saved["vectors"], saved["texts"], saved["exact"]):
+            a = time.perf_counter()
+            hits = store.search_dense(vector, k)
+            b = time.perf_counter()
+            qi, qv = query_weights(analyzer.tokens(text))
+            store.search_sparse(qi, qv, k)
+            c = time.perf_counter()
+            depth = settings.retrieval.candidates
+            rankings = {}
+            for name, found in (("dense", store.search_dense(vector, depth)), ("sparse", store.search_sparse(qi, qv, depth))):
+                rankings[name] = [ScoredChunk(chunk_id=h.id, text=str(h.payload.get("text", "")), source="",
+                                              score=h.score, scores={name: h.score}, ranks={name: r})
+                                  for r, h in enumerate(found, 1)]
+            merge(rankings, settings.retrieval.weights, settings.retrieval.fusion, settings.retrieval.rrf_k)[:k]
+            d = time.perf_counter()
+            dense_ms.append((b - a) * 1000)
+            sparse_ms.append((c - b) * 1000)
+            hybrid_ms.append((d - c) * 1000)
+            recall.append(len({_point_id(i) for i in exact} & {h.id for h in hits}) / k)
+    finally:
+        store.close()
+    return {
+        "hnsw_ef": settings.store.hnsw_ef, "open_seconds": round(open_s, 2),
+        "dense_p50_ms": round(_percentile(dense_ms, 50), 2), "dense_p95_ms": round(_percentile(dense_ms, 95), 2),
+        "sparse_p50_ms": round(_percentile(sparse_ms, 50), 2), "sparse_p95_ms": round(_percentile(sparse_ms, 95), 2),
+        "hybrid_p50_ms": round(_percentile(hybrid_ms, 50), 2), "hybrid_p95_ms": round(_percentile(hybrid_ms, 95), 2),
+        "recall_at_10_vs_exact": round(float(np.mean(recall)), 4), "search_peak_rss_mb": round(_peak_rss_mb(), 1),
+        "load_avg_search": round((load_before + os.getloadavg()[0]) / 2, 2),
+    }
+
+
+def reingest_size(settings: Settings, corpus: list[str], work: Path, embedder: Any = None) -> dict[str, Any]:
+    """Re-ingest one changed file with the real pipeline next to the synthetic chunks, and index that change."""
+    from ingest.pipeline import Ingestor
+    from rag.core.bm25 import GENERATION
+    from rag.core.home import collection_paths
+    from rag.core.manifest import Manifest
+    from rag.core.store import open_store
+
+    home = work / "home"
+    paths = collection_paths(home, COLLECTION)
+    avgdl = json.loads((work / "queries.json").read_text())["avgdl"]
     manifest = Manifest(paths.manifest)
     try:
-        manifest.set_meta({"embedding_model": settings.embedding.model, "dimensions": str(dims),
+        manifest.set_meta({"embedding_model": settings.embedding.model, "dimensions": "384",
                            "avgdl": str(round(avgdl, 3)), GENERATION: "1"})
     finally:
         manifest.close()
@@ -221,20 +238,13 @@ def run_size(n: int, settings: Settings, corpus: list[str], work: Path, queries:
     changed.write_text("\n\n".join(corpus[:6]), encoding="utf-8")
     Ingestor(settings, home, COLLECTION, embedder=embedder).run([docs])
     changed.write_text("\n\n".join(corpus[6:12]), encoding="utf-8")
-    t_open = time.perf_counter()  # what opening the collection costs (part of every command that opens it)
+    t_open = time.perf_counter()  # what opening and closing the collection costs (part of every command)
     opened = open_store(settings.store, paths.root, COLLECTION)
     opened.count()
     opened.close()
     open_s = time.perf_counter() - t_open
     t2 = time.perf_counter()
-    if os.environ.get("SCALE_PROFILE"):
-        import cProfile
-
-        with cProfile.Profile() as prof:
-            report = Ingestor(settings, home, COLLECTION, embedder=embedder).run([docs])
-        prof.dump_stats(os.environ["SCALE_PROFILE"] + f".{n}")
-    else:
-        report = Ingestor(settings, home, COLLECTION, embedder=embedder).run([docs])
+    report = Ingestor(settings, home, COLLECTION, embedder=embedder).run([docs])
     reingest_s = time.perf_counter() - t2
     store = open_store(settings.store, paths.root, COLLECTION)  # what indexing the change costs the engine
     try:
@@ -243,35 +253,54 @@ def run_size(n: int, settings: Settings, corpus: list[str], work: Path, queries:
         optimize_change_s = time.perf_counter() - t3
     finally:
         store.close()
-    return {
-        "chunks": n, "write_points_per_s": round(written / write_s, 1), "write_seconds": round(write_s, 1),
-        "index_build_seconds": round(optimize_s, 1),
-        "dense_p50_ms": round(_percentile(dense_ms, 50), 2), "dense_p95_ms": round(_percentile(dense_ms, 95), 2),
-        "sparse_p50_ms": round(_percentile(sparse_ms, 50), 2), "sparse_p95_ms": round(_percentile(sparse_ms, 95), 2),
-        "hybrid_p50_ms": round(_percentile(hybrid_ms, 50), 2), "hybrid_p95_ms": round(_percentile(hybrid_ms, 95), 2),
-        "recall_at_10_vs_exact": round(float(np.mean(recall)), 4), "peak_rss_mb": round(rss_peak, 1),
-        "search_peak_rss_mb": None if rss_search is None else round(rss_search, 1), "load_avg_search": load_search,
-        "disk_mb": None if disk_mb is None else round(disk_mb, 1),
-        "reingest_one_file_seconds": round(reingest_s, 2), "open_collection_seconds": round(open_s, 2), "reingest_chunks_embedded": report.chunks_embedded,
-        "reingest_bm25_rebuilt": report.bm25_rebuilt, "index_after_change_seconds": round(optimize_change_s, 2),
-    }
+    return {"reingest_one_file_seconds": round(reingest_s, 2), "open_close_seconds": round(open_s, 2),
+            "reingest_chunks_embedded": report.chunks_embedded, "reingest_bm25_rebuilt": report.bm25_rebuilt,
+            "index_after_change_seconds": round(optimize_change_s, 2)}
 
 
-def _child(n: int, settings_json: str, corpus: list[str], work: str, queries: int) -> dict[str, Any]:
+def _build_child(n: int, settings_json: str, corpus: list[str], work: str, queries: int) -> dict[str, Any]:
+    return build_size(n, Settings.model_validate_json(settings_json), corpus, Path(work), queries=queries)
+
+
+def _search_child(settings_json: str, work: str) -> dict[str, Any]:
+    return search_size(Settings.model_validate_json(settings_json), Path(work))
+
+
+def _reingest_child(settings_json: str, corpus: list[str], work: str) -> dict[str, Any]:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     settings = Settings.model_validate_json(settings_json)
     from rag.core.embed import get_embedder
 
     cfg = settings.embedding
-    return run_size(n, settings, corpus, Path(work), queries=queries,
-                    embedder=get_embedder(cfg.model, cfg.device, cfg.batch_size))
+    return reingest_size(settings, corpus, Path(work), get_embedder(cfg.model, cfg.device, cfg.batch_size))
+
+
+def run_size(n: int, settings: Settings, corpus: list[str], work: Path, queries: int = 200,
+             efs: Sequence[int | None] = (None,)) -> dict[str, Any]:
+    """Build, search (once per ``efs`` value, each in a fresh process: its peak RSS is the search's) and re-ingest."""
+    import multiprocessing
+
+    def child(fn: Any, *args: Any) -> dict[str, Any]:
+        with multiprocessing.get_context("spawn").Pool(1) as pool:
+            return pool.apply(fn, args)
+
+    row = child(_build_child, n, settings.model_dump_json(), corpus, str(work), queries)
+    searches = []
+    for ef in efs:
+        _progress(f"{n:,}: searching" + ("" if ef is None else f" with hnsw_ef {ef}"))
+        searches.append(child(_search_child, _store_settings(settings, ef).model_dump_json(), str(work)))
+    _progress(f"{n:,}: re-ingesting one file")
+    row.update(searches[0])
+    if len(searches) > 1:
+        row["by_hnsw_ef"] = searches
+    row.update(child(_reingest_child, settings.model_dump_json(), corpus, str(work)))
+    row["peak_rss_mb"] = max(row["build_peak_rss_mb"], *(s["search_peak_rss_mb"] for s in searches))
+    return row
 
 
 def bench_scale(sizes: Sequence[int], corpus_path: Path, settings: Settings, queries: int = 200,
-                work: Path | None = None) -> dict[str, Any]:
-    """Run every size in a child process of its own (so peak RSS is that size's) and collect the rows."""
-    import multiprocessing
-
+                work: Path | None = None, efs: Sequence[int] = ()) -> dict[str, Any]:
+    """Measure every size (each phase in a child process of its own) and collect the rows."""
     corpus = corpus_texts(corpus_path, settings)
     if not corpus:
         from rag.core.errors import ConfigError
@@ -283,8 +312,7 @@ def bench_scale(sizes: Sequence[int], corpus_path: Path, settings: Settings, que
         for n in sizes:
             folder = base / f"n{n}"
             folder.mkdir()
-            with multiprocessing.get_context("spawn").Pool(1) as pool:
-                rows.append(pool.apply(_child, (n, settings.model_dump_json(), corpus, str(folder), queries)))
+            rows.append(run_size(n, settings, corpus, folder, queries, tuple(efs) or (None,)))
             shutil.rmtree(folder, ignore_errors=True)
     finally:
         shutil.rmtree(base, ignore_errors=True)

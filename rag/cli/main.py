@@ -481,10 +481,12 @@ def bench_ingest(obj: Context, folder: str, as_json: bool) -> None:
               help="Real text for the chunks: a folder of documents or a .jsonl with a text field.")
 @click.option("--sizes", default="10000,100000,1000000", show_default=True, help="Comma-separated collection sizes.")
 @click.option("--queries", default=200, show_default=True, type=click.IntRange(10, 10_000), help="Queries per size.")
+@click.option("--ef", "efs", default="", help="Comma-separated [store] hnsw_ef values to search with, one search "
+              "run each (default: the configured one).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_obj
 @handle_errors
-def bench_scale(obj: Context, corpus: str, sizes: str, queries: int, as_json: bool) -> None:
+def bench_scale(obj: Context, corpus: str, sizes: str, queries: int, efs: str, as_json: bool) -> None:
     """Search latency, recall, memory, disk and re-ingest cost at growing collection sizes.
 
     Synthetic collections (clustered unit vectors, text drawn from --corpus) are written through
@@ -504,17 +506,25 @@ def bench_scale(obj: Context, corpus: str, sizes: str, queries: int, as_json: bo
         raise ConfigError(f"--sizes takes comma-separated numbers, e.g. 10000,100000 (got {sizes!r})") from None
     if not counts or min(counts) < 100 or max(counts) > 50_000_000:
         raise ConfigError(f"--sizes must be between 100 and 50,000,000 chunks (got {sizes!r})")
-    result = run_scale(counts, Path(corpus), obj.settings, queries)
+    try:
+        ef_values = [int(x) for x in efs.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"--ef takes comma-separated numbers, e.g. 128,256 (got {efs!r})") from None
+    if any(not 4 <= e <= 4096 for e in ef_values):
+        raise ConfigError(f"--ef values must be between 4 and 4096 (got {efs!r})")
+    result = run_scale(counts, Path(corpus), obj.settings, queries, efs=ef_values)
     if as_json:
         click.echo(json.dumps(result))
         return
     click.echo(f"corpus {result['corpus']} ({result['corpus_chunks']} chunks of text), backend {result['backend']}, "
                f"settings {result['store_settings']}, {result['queries']} queries, {result['cpu_count']} CPUs")
     keys = ("chunks", "write_points_per_s", "index_build_seconds", "dense_p50_ms", "dense_p95_ms", "sparse_p50_ms",
-            "hybrid_p50_ms", "hybrid_p95_ms", "recall_at_10_vs_exact", "peak_rss_mb", "search_peak_rss_mb", "disk_mb",
-            "reingest_one_file_seconds")
+            "hybrid_p50_ms", "hybrid_p95_ms", "recall_at_10_vs_exact", "build_peak_rss_mb", "search_peak_rss_mb",
+            "disk_mb", "reingest_one_file_seconds", "open_close_seconds")
     for row in result["sizes"]:
         click.echo("  ".join(f"{k}={row[k]}" for k in keys))
+        for run in row.get("by_hnsw_ef", [])[1:]:
+            click.echo("    " + "  ".join(f"{k}={v}" for k, v in run.items()))
 
 
 from rag.cli.tune import tune  # noqa: E402
