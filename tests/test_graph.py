@@ -165,3 +165,46 @@ def test_cli_ask_graph_explain(untitled_home: Path) -> None:
     shown = rag(untitled_home, "ask", QUESTION, "--multihop", "graph", "--explain", env=env)
     assert shown.returncode == 0, shown.stderr[-2000:]
     assert "hop 2 (graph): kiss and tell" in shown.stdout and "via shirley temple" in shown.stdout
+
+
+class _Graph:
+    """The Graph protocol over one EntityGraph and its chunks (what CollectionSearch gives a real collection)."""
+
+    def __init__(self, docs: dict[str, str]) -> None:
+        self.graph = EntityGraph.build((k, entity_keys(v)) for k, v in docs.items())
+        self.chunks = {k: ScoredChunk(chunk_id=k, text=v, source=f"/d/{k}.txt", score=0.0) for k, v in docs.items()}
+
+    def walk(self, question: str, seeds):  # type: ignore[no-untyped-def]
+        return self.graph.walk(question, seeds)
+
+    def passages(self, ids):  # type: ignore[no-untyped-def]
+        return [self.chunks[i] for i in ids if i in self.chunks]
+
+
+FILMS = {
+    "wood": "Ed Wood was an American filmmaker. His friend Conrad Brooks acted in his films.",
+    "derrickson": "Scott Derrickson is an American director of horror films.",
+    "brooks": "Conrad Brooks is an actor who later directed low-budget films.",
+    "other": "Tim Burton directed a film about a filmmaker.",
+}
+
+
+def _first(graph: _Graph, order: list[str]) -> list[ScoredChunk]:
+    return [ScoredChunk(chunk_id=k, text=graph.chunks[k].text, source=graph.chunks[k].source, score=1.0 - i / 10)
+            for i, k in enumerate(order)]
+
+
+def test_graph_hop_stays_out_of_a_comparison_and_enters_a_bridge() -> None:
+    from rag.query.multihop import walk_graph
+
+    graph = _Graph(FILMS)
+    config = settings("graph").multihop
+    first = _first(graph, ["wood", "derrickson", "other", "brooks"])
+    same = walk_graph("Were Scott Derrickson and Ed Wood of the same nationality?", first, graph, config)
+    assert [c.chunk_id for c in same.chunks] == ["wood", "derrickson", "other", "brooks"]  # untouched
+    assert "about 2 names the question holds" in same.stopped and same.hops[0].found == 0
+
+    bridge = walk_graph("Which friend of the filmmaker Ed Wood acted in his films?", first, graph, config)
+    ranked = [c.chunk_id for c in bridge.chunks]
+    assert ranked[0] == "wood" and ranked.index("brooks") < ranked.index("other")  # reached through 'conrad brooks'
+    assert bridge.via["brooks"] == ("conrad brooks",) and bridge.hops[0].found >= 1

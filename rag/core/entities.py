@@ -22,6 +22,8 @@ _NOT_NAMES = {
     "One", "Two", "Three", "Also", "I", "We", "You", "If", "Is", "Was", "What", "Which", "Who", "Where", "How",
     "January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November",
     "December", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday", "Over", "Under",
+    "Are", "Were", "Did", "Do", "Does", "Has", "Have", "Had", "Can", "Could", "Would", "Should", "Will", "Whose",
+    "When", "Why", "Whom", "Name", "Between",
 }  # fmt: skip
 _SENTENCE = re.compile(r"(?<!\b[A-Z]\.)(?<=[.!?])\s+|\n+")  # not after an initial: 'Roger O. Egeberg' is one name
 _EDGE_PUNCT = ",;:()\"“”'’.!?[]{}"

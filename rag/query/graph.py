@@ -46,6 +46,7 @@ class GraphWalk:
     scores: Mapping[str, float]
     names: tuple[str, ...] = ()
     via: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    subjects: Mapping[str, str] = field(default_factory=dict)  # chunk id -> the question's name it is about
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -61,6 +62,7 @@ class EntityGraph:
     forward: np.ndarray  # chunk -> name step probabilities (each chunk's sum to 1)
     backward: np.ndarray  # name -> chunk step probabilities (each name's sum to 1)
     idf: np.ndarray
+    subject: np.ndarray  # per chunk: the column of its first name (what it is about, most often), -1 for none
     generation: int | None = None
 
     @classmethod
@@ -98,8 +100,9 @@ class EntityGraph:
         forward = forward / np.maximum(np.bincount(rows, weights=forward, minlength=n), 1e-12)[rows] if len(edges) else forward
         backward = weight / np.maximum(np.bincount(cols, weights=weight, minlength=len(vocab)), 1e-12)[cols] \
             if len(edges) else weight
+        subject = np.array([col.get(keys[0], -1) if keys else -1 for keys in names], dtype=np.int64)
         return cls(tuple(ids), tuple(vocab), {cid: i for i, cid in enumerate(ids)}, col, rows, cols, forward,
-                   backward, idf, generation)
+                   backward, idf, subject, generation)
 
     @property
     def edges(self) -> int:
@@ -107,7 +110,14 @@ class EntityGraph:
 
     def question_names(self, question: str) -> list[str]:
         """The graph's names the question mentions: capitalised spans, and runs of 2+ words in any case."""
-        found = [k for k in entity_keys(question) if k in self.col]
+        found: list[str] = []
+        for key in entity_keys(question):  # a capitalised span, or the longest names inside it
+            words = key.split()
+            parts = [" ".join(words[a:a + size]) for size in range(len(words), 0, -1)
+                     for a in range(len(words) - size + 1)]
+            for part in parts:
+                if part in self.col and not any(part in f" {k} " or part == k for k in found):
+                    found.append(part)
         words = norm(question).split()
         for size in range(min(MAX_NGRAM, len(words)), 1, -1):
             for start in range(len(words) - size + 1):
@@ -151,8 +161,10 @@ class EntityGraph:
             if from_names.sum() > 0:
                 share = QUESTION_SHARE if restart.sum() > 0 else 1.0
                 restart = (1 - share) * restart + share * from_names / from_names.sum()
+        named = {self.col[k]: k for k in names}
+        subjects = {self.ids[r]: named[int(c)] for r, c in enumerate(self.subject) if int(c) in named}
         if restart.sum() <= 0 or not self.edges:
-            return GraphWalk({}, tuple(names))
+            return GraphWalk({}, tuple(names), subjects=subjects)
         # The walk leaves by the names the question does not hold: those lead to what the first hop missed.
         forward = self._without(names, QUESTION_NAME_STEP)
         x = restart.copy()
@@ -160,7 +172,8 @@ class EntityGraph:
             x = (1 - damping) * restart + damping * self._step(x, forward)
         order = [int(i) for i in np.argsort(-x, kind="stable")[:top] if x[i] > 0]
         scores = {self.ids[i]: float(x[i]) for i in order}
-        return GraphWalk(scores, tuple(names), self._via(order, seeds, names if QUESTION_NAME_STEP == 0 else ()))
+        return GraphWalk(scores, tuple(names), self._via(order, seeds, names if QUESTION_NAME_STEP == 0 else ()),
+                         subjects)
 
     def _via(self, order: Sequence[int], seeds: Mapping[str, float], blocked: Sequence[str]) -> dict[str, tuple[str, ...]]:
         """For each chunk in ``order``: the rarest names it shares with the seeds, ``blocked`` names left out."""

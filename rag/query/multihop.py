@@ -43,6 +43,8 @@ LLM_HOP_WEIGHT = 0.5  # an LLM hop's scaled scores count half: a wrong guess of 
 LLM_READ = 3  # passages the LLM reads before writing the next query (prompt tokens are most of its cost on CPU)
 LLM_READ_CHARS = 400
 MULTIHOP = "multihop"
+MIN_REACH = 0.03  # graph: a walk's best reached passage gains the full weight only with this share of the walk's mass
+SUBJECT_DEPTH = 10  # graph: first-hop passages checked for being about names the question holds
 
 # Search(text, k, retriever_name_or_None) -> ranking, best first.
 Search = Callable[[str, int, str | None], Sequence[ScoredChunk]]
@@ -193,10 +195,12 @@ def walk_graph(question: str, first: Sequence[ScoredChunk], graph: Graph, config
     """One hop through the entity graph: a walk from each of the best passages (no LLM).
 
     Each of the ``graph_seeds`` best first-hop passages starts a walk of its own; every passage a walk
-    reaches gains ``graph_weight`` (halved for each lower-ranked seed) times its walk score scaled
-    to 0..1 (the passage that walk reaches most gains the full amount), so a passage that matches
-    the question and shares rare names with the best passages rises, and one only the graph finds
-    can enter. The seeds themselves gain nothing.
+    reaches gains ``graph_weight`` (halved for each lower-ranked seed) times its walk score over the
+    best reached one's (or ``MIN_REACH`` of the walk's mass, when no passage is reached that
+    strongly), so a passage that matches the question and shares rare names with the best passages
+    rises, and one only the graph finds can enter. The seeds themselves gain nothing. When two or
+    more of the best passages are each about a name the question holds (a comparison: 'Were X and Y
+    of the same nationality?'), the question has found its passages already and the hop stays out.
     """
     pool = _Merge(first, config.keep)
     seeds = [c.chunk_id for c in first[: config.graph_seeds]]
@@ -206,8 +210,12 @@ def walk_graph(question: str, first: Sequence[ScoredChunk], graph: Graph, config
     for j, seed in enumerate(seeds):
         found = graph.walk(question, {seed: 1.0})
         names.update(dict.fromkeys(found.names))
+        about = {found.subjects[c.chunk_id] for c in first[:SUBJECT_DEPTH] if c.chunk_id in found.subjects}
+        if len(about) >= 2:  # 'Were X and Y of the same nationality?': the question already names its passages
+            return pool.result([Hop(2, "graph", tuple(names), 0)],
+                               stopped=f"the best passages are about {len(about)} names the question holds")
         reached = {cid: v for cid, v in found.scores.items() if cid not in seeds}
-        top = max(reached.values(), default=0.0)
+        top = max(max(reached.values(), default=0.0), MIN_REACH)
         if top <= 0:
             continue
         missing = [cid for cid in reached if cid not in pool.chunks]
