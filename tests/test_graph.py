@@ -208,3 +208,19 @@ def test_graph_hop_stays_out_of_a_comparison_and_enters_a_bridge() -> None:
     ranked = [c.chunk_id for c in bridge.chunks]
     assert ranked[0] == "wood" and ranked.index("brooks") < ranked.index("other")  # reached through 'conrad brooks'
     assert bridge.via["brooks"] == ("conrad brooks",) and bridge.hops[0].found >= 1
+
+
+def test_gather_keeps_a_comparison_as_the_question_found_it(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    for name, text in FILMS.items():
+        write(tmp_path / "docs" / f"{name}.txt", text)
+    Ingestor(Settings(), tmp_path / "home", embedder=embedder).run([tmp_path / "docs"])
+    off = Answerer(settings("off"), tmp_path / "home", llm=object(), rerank=False)
+    graph = Answerer(settings("graph"), tmp_path / "home", llm=object(), rerank=False)
+    question = "Were Scott Derrickson and Ed Wood of the same nationality?"
+    try:
+        one, two = off.gather(question, 4), graph.gather(question, 4)
+    finally:
+        off.close_searchers()
+        graph.close_searchers()
+    assert [c.chunk_id for c in two.chunks] == [c.chunk_id for c in one.chunks]
+    assert "about 2 names the question holds" in two.stopped and two.hops[0].found == 0

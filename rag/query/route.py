@@ -204,15 +204,19 @@ class CollectionSearch:
 
         Each collection's walk is a probability over its own chunks, so scores stay comparable.
         """
+        if len(self.searchers) == 1:
+            return next(iter(self.searchers.values())).entity_graph().walk(question, seeds)
         scores: dict[str, float] = {}
         names: dict[str, None] = {}
         via: dict[str, tuple[str, ...]] = {}
+        subjects: dict[str, str] = {}
         for s in self.searchers.values():
             found = s.entity_graph().walk(question, seeds)
             scores.update(found.scores)
             names.update(dict.fromkeys(found.names))
             via.update(found.via)
-        return GraphWalk(scores, tuple(names), via)
+            subjects.update(found.subjects)
+        return GraphWalk(scores, tuple(names), via, subjects)
 
     def passages(self, ids: Sequence[str]) -> list[ScoredChunk]:
         """The chunks with ``ids`` from whichever open collection holds them (e.g. reached by the graph)."""
