@@ -146,8 +146,9 @@ def test_join_asks_again_when_a_later_hop_added_sources(settings: Settings, rag_
     loose = settings.model_copy(update={"answer": settings.answer.model_copy(update={"verify": 0.01})})
     answerer = Answerer(loose, rag_home, llm=tiny_llm, rerank=False)
     try:
-        first_hop_only = answerer.gather(question)
-        linked = replace(first_hop_only, hops_of={first_hop_only.chunks[1].chunk_id: (2,)})
+        first_hop_only = replace(answerer.gather(question), hops_of={}, added=frozenset())
+        second = first_hop_only.chunks[1].chunk_id
+        linked = replace(first_hop_only, hops_of={second: (2,)}, added=frozenset({second}))
         outcomes = []
         for evidence, join in ((first_hop_only, True), (linked, False), (linked, True)):
             answerer.settings = loose.model_copy(update={"multihop": loose.multihop.model_copy(update={"join": join})})

@@ -243,7 +243,7 @@ class MultihopConfig(_Section):
     """Retrieval in several hops, for questions whose evidence is spread over passages that point to each other."""
 
     mode: Literal["off", "links", "graph", "llm"] = Field(
-        "off", description="off; links: follow the names the best passages mention to the passages titled with "
+        "graph", description="off; links: follow the names the best passages mention to the passages titled with "
         "them (no LLM); graph: walk the collection's graph of chunks and the names they mention from the best "
         "passages and the question's names (Personalized PageRank, no LLM); llm: the LLM reads the evidence so far "
         "and writes the next query, or says it has enough.",

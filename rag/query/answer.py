@@ -43,6 +43,7 @@ class Evidence:
     hops: tuple[Hop, ...] = ()
     hops_of: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     via: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # graph hop: the names that carried a passage
+    added: frozenset[str] = frozenset()  # sources a later hop brought in: not among the first hop's best k
     llm_calls: int = 0
     timings: Mapping[str, float] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
@@ -209,8 +210,10 @@ class Answerer:
             timings["hops_s"] = time.perf_counter() - t3
         timings["retrieve_s"] = time.perf_counter() - t0
         queries = (query, *expansion.queries, *(q for h in hops.hops if h.strategy == "llm" for q in h.queries))
-        return Evidence(chunks=tuple(hops.chunks[:k]), queries=queries, route=route, expansion=expansion,
-                        hops=hops.hops, hops_of=hops.hops_of, via=hops.via,
+        chosen = tuple(hops.chunks[:k])
+        added = frozenset(c.chunk_id for c in chosen) - {c.chunk_id for c in first[:k]} if hops.hops else frozenset()
+        return Evidence(chunks=chosen, queries=queries, route=route, expansion=expansion,
+                        hops=hops.hops, hops_of=hops.hops_of, via=hops.via, added=added,
                         llm_calls=route.llm_calls + expansion.llm_calls + hops.llm_calls, timings=timings,
                         notes=(*self.notes, *search.notes, *hops.notes, *((route.note,) if route.note else ())),
                         stopped=hops.stopped)
@@ -297,9 +300,12 @@ class Answerer:
         return context
 
     def _joinable(self, evidence: Evidence) -> bool:
-        """Whether ``[multihop] join`` applies: on, and a hop after the first found one of the sources."""
-        return self.settings.multihop.join and any(
-            max(evidence.hops_of.get(c.chunk_id, (1,))) > 1 for c in evidence.chunks)
+        """Whether ``[multihop] join`` applies: on, and a hop after the first brought in one of the sources.
+
+        A source the first hop already ranked among its best k does not count: then the question alone
+        found the evidence, and a refusal stands as it is.
+        """
+        return self.settings.multihop.join and any(c.chunk_id in evidence.added for c in evidence.chunks)
 
     def _check(self, sentences: Sequence[CitedSentence], chunks: Sequence[ScoredChunk]) -> tuple[CheckedSentence, ...]:
         out = []

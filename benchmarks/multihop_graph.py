@@ -1,0 +1,137 @@
+"""What ``[multihop] mode = "graph"`` does to single-hop retrieval, and what it costs per question.
+
+The issue's rule for turning it on by default: SciFact nDCG@10 and ClapNQ gold recall@5 may not
+drop by more than 0.005, and a question may not take more than 50 ms longer at SciFact size. Both
+sets are retrieved exactly as ``rag ask`` gathers its evidence (``Answerer.gather``: routing off,
+hybrid, no reranker), once with ``mode = "off"`` and once with ``"graph"``, in a fresh home under
+``--work``:
+
+- scifact: the BEIR corpus (5,183 abstracts, ingested as ``rag eval beir`` does) and its 300 test
+  queries: nDCG@10 and recall@10 (trec_eval semantics, ``evals.metrics``);
+- clapnq: the imported dev suite (600 passages pooled, 600 questions): gold recall@5.
+
+Seconds per question are the median of ``gather`` over the questions (models loaded first), and
+the graph's own part (``hops_s``). HotpotQA, where multi-hop is meant to help, is measured by
+``benchmarks/hotpotqa_multihop.py``.
+
+    python benchmarks/multihop_graph.py --scifact $DATA/scifact --clapnq $DATA/clapnq-dev --work /tmp/mhg --out graph.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rag.core.config import Settings, load_settings
+
+MODES = ("off", "graph")
+
+
+def mode_settings(settings: Settings, mode: str) -> Settings:
+    return settings.model_copy(update={
+        "multihop": settings.multihop.model_copy(update={"mode": mode}),
+        "rerank": settings.rerank.model_copy(update={"enabled": False}),
+    })
+
+
+def _gather_all(settings: Settings, home: Path, collection: str, questions: list[str], k: int) -> tuple[list[Any], dict[str, float]]:
+    from rag.query.answer import Answerer
+
+    answerer = Answerer(settings, home, collection, llm=object(), rerank=False)
+    out, seconds, hops = [], [], []
+    try:
+        answerer.gather(questions[0], k)  # warm-up: models, graph and index loading are not per-question cost
+        for q in questions:
+            t0 = time.perf_counter()
+            evidence = answerer.gather(q, k)
+            seconds.append(time.perf_counter() - t0)
+            hops.append(evidence.timings.get("hops_s", 0.0))
+            out.append(evidence)
+    finally:
+        answerer.close_searchers()
+    return out, {"ms_per_question_p50": round(1000 * statistics.median(seconds), 2),
+                 "graph_ms_p50": round(1000 * statistics.median(hops), 2)}
+
+
+def run_scifact(base: Settings, home: Path, folder: Path) -> dict[str, Any]:
+    from evals.beir import load_beir
+    from evals.beir_run import beir_settings, collection_name, ingest_beir
+    from evals.metrics import evaluate
+
+    data = load_beir(folder, "test")
+    collection = collection_name(folder)
+    ingest = ingest_beir(data, folder, base, home, collection)
+    prefix = f"beir:{folder.resolve().name}/"
+    ids = sorted(data.queries)
+    out: dict[str, Any] = {"queries": len(ids), "ingest": ingest}
+    for mode in MODES:
+        evidence, cost = _gather_all(beir_settings(mode_settings(base, mode)), home, collection,
+                                     [data.queries[q] for q in ids], 10)
+        run = {}
+        for qid, ev in zip(ids, evidence):
+            ranking: dict[str, float] = {}
+            for position, c in enumerate(ev.chunks):
+                ranking.setdefault(c.source[len(prefix):] if c.source.startswith(prefix) else c.source,
+                                   float(1000 - position))
+            run[qid] = ranking
+        means = evaluate({q: data.qrels[q] for q in ids}, run, ks=(10,)).means
+        out[mode] = {"ndcg@10": round(means["ndcg@10"], 4), "recall@10": round(means["recall@10"], 4), **cost}
+    return out
+
+
+def run_clapnq(base: Settings, home: Path, src: Path, work: Path) -> dict[str, Any]:
+    from evals.importers import import_suite
+    from evals.suite import read_suite
+    from ingest.pipeline import Ingestor
+
+    suite_dir = work / "suite-clapnq"
+    if not (suite_dir / "suite.jsonl").exists():
+        import_suite("clapnq", src, suite_dir, overwrite=True)
+    report = Ingestor(base, home, "clapnq").run([suite_dir / "docs"]).as_dict()
+    items = [i for i in read_suite(suite_dir / "suite.jsonl") if i.gold_sources]
+    out: dict[str, Any] = {"questions": len(items), "ingest": {"chunks": report["chunks_total"]}}
+    for mode in MODES:
+        evidence, cost = _gather_all(mode_settings(base, mode), home, "clapnq", [i.question for i in items], 5)
+        hits = 0
+        for item, ev in zip(items, evidence):
+            gold = {str((suite_dir / g).resolve()) for g in item.gold_sources or ()}
+            hits += bool(gold & {str(Path(c.source).resolve()) for c in ev.chunks[:5]})
+        out[mode] = {"gold_recall@5": round(hits / len(items), 4), **cost}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scifact", type=Path, help="BEIR SciFact folder")
+    parser.add_argument("--clapnq", type=Path, help="clapnq-dev folder")
+    parser.add_argument("--work", type=Path, required=True, help="scratch folder for the home (e.g. /tmp/mhg)")
+    parser.add_argument("--out", type=Path, help="also write the JSON here")
+    args = parser.parse_args(argv)
+    if not args.scifact and not args.clapnq:
+        parser.error("give --scifact and/or --clapnq")
+    for path in (args.scifact, args.clapnq):
+        if path is not None and not path.is_dir():
+            parser.error(f"{path} is not a folder")
+    home = args.work / "home"
+    base = load_settings(home)
+    result: dict[str, Any] = {"multihop": base.multihop.model_dump(exclude={"mode"})}
+    if args.clapnq:
+        print("clapnq...", file=sys.stderr)
+        result["clapnq"] = run_clapnq(base, home, args.clapnq, args.work)
+    if args.scifact:
+        print("scifact...", file=sys.stderr)
+        result["scifact"] = run_scifact(base, home, args.scifact)
+    text = json.dumps(result)
+    if args.out:
+        args.out.write_text(text + "\n", encoding="utf-8")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
