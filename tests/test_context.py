@@ -23,6 +23,7 @@ from rag.core.home import collection_paths
 from rag.core.lexical import Analyzer
 from rag.core.records import Chunk, LoadedDocument
 from rag.query.search import Searcher
+from rag.core.entities import ENTITIES, entity_keys
 from tests.conftest import write
 from tests.test_pipeline import store_state
 from tests.pdf_limits import _document, text_ops
@@ -149,12 +150,15 @@ def test_switching_context_reembeds_without_duplicates(rag_home, embedder, docs)
     assert switched.files_updated == 3 and switched.chunks_total == first.chunks_total == len(after)
     with_header = [p for p in after.values() if p.get("context")]
     assert with_header and switched.chunks_embedded == len(with_header)
-    # same chunks, same display text and offsets; only the header (and the ids of headed chunks) differ
+    # same chunks, same display text and offsets; only the header (and the ids of headed chunks, and the
+    # names read from header and text for the entity graph) differ
     def own(state: dict[str, dict]) -> list[dict]:
-        rows = [{k: v for k, v in p.items() if k not in ("context", "version")} for p in state.values()]
+        rows = [{k: v for k, v in p.items() if k not in ("context", "version", ENTITIES)} for p in state.values()]
         return sorted(rows, key=lambda p: (p["source"], p["chunk_index"]))
 
     assert own(before) == own(after)
+    headed = next(p for p in after.values() if p.get("context") and p["chunk_index"] == 1)
+    assert set(entity_keys(headed["text"])) <= set(headed[ENTITIES])  # the header's names are added, none lost
     notes = [p for p in after.values() if p["source"].endswith("notes.txt")]
     assert {p["context"] for p in notes} == {"notes"}
     index = Bm25Index.load(collection_paths(rag_home, "default").bm25, Analyzer())
