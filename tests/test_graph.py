@@ -226,3 +226,13 @@ def test_gather_keeps_a_comparison_as_the_question_found_it(tmp_path: Path, embe
         graph.close_searchers()
     assert [c.chunk_id for c in two.chunks] == [c.chunk_id for c in one.chunks]
     assert "about 2 names the question holds" in two.stopped and two.hops[0].found == 0
+
+
+def test_graph_hop_is_skipped_above_its_size_limit(untitled_home: Path) -> None:
+    small = Answerer(settings("graph", graph_max_chunks=3), untitled_home, llm=object(), rerank=False)
+    try:
+        evidence = small.gather(QUESTION, 3)
+    finally:
+        small.close_searchers()
+    assert evidence.hops == () and "graph_max_chunks = 3" in evidence.stopped
+    assert any("graph hop was skipped" in n for n in evidence.notes)

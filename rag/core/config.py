@@ -251,6 +251,10 @@ class MultihopConfig(_Section):
     max_hops: int = Field(2, ge=1, le=5, description="Retrieval rounds per question, the first included.")
     seeds: int = Field(2, ge=1, le=20, description="links: how many of the best passages have their names followed per hop.")
     graph_seeds: int = Field(1, ge=1, le=20, description="graph: how many of the best passages start a walk each.")
+    graph_max_chunks: int = Field(
+        100_000, ge=0, le=50_000_000, description="graph: above this many chunks in a collection the graph hop is "
+        "skipped (the graph is built in memory from the store after every change: about 1 s per 5,000 chunks).",
+    )
     graph_weight: float = Field(
         0.8, ge=0, le=10, description="graph: score the passage a walk reaches most gains (first-hop scores are "
         "scaled to 0..1; halved for each lower-ranked seed); the others gain in proportion to their walk score.",

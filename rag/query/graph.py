@@ -47,6 +47,7 @@ class GraphWalk:
     names: tuple[str, ...] = ()
     via: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     subjects: Mapping[str, str] = field(default_factory=dict)  # chunk id -> the question's name it is about
+    note: str = ""  # why there was no walk (e.g. a collection too big for the in-memory graph)
 
 
 @dataclass(frozen=True, slots=True, eq=False)

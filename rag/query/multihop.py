@@ -209,6 +209,8 @@ def walk_graph(question: str, first: Sequence[ScoredChunk], graph: Graph, config
     credited: set[str] = set()
     for j, seed in enumerate(seeds):
         found = graph.walk(question, {seed: 1.0})
+        if found.note:
+            return replace(pool.result([], stopped=found.note), notes=(found.note,))
         names.update(dict.fromkeys(found.names))
         about = {found.subjects[c.chunk_id] for c in first[:SUBJECT_DEPTH] if c.chunk_id in found.subjects}
         if len(about) >= 2:  # 'Were X and Y of the same nationality?': the question already names its passages

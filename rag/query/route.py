@@ -204,6 +204,11 @@ class CollectionSearch:
 
         Each collection's walk is a probability over its own chunks, so scores stay comparable.
         """
+        limit = next(iter(self.searchers.values())).settings.multihop.graph_max_chunks
+        big = [n for n, s in self.searchers.items() if s.ctx.store.count() > limit]
+        if big:
+            return GraphWalk({}, note=f"collection '{big[0]}' holds more than [multihop] graph_max_chunks = {limit} "
+                             "chunks; the graph hop was skipped")
         if len(self.searchers) == 1:
             return next(iter(self.searchers.values())).entity_graph().walk(question, seeds)
         scores: dict[str, float] = {}
