@@ -216,9 +216,12 @@ class GraphCache:
         self._graph: EntityGraph | None = None
         self._stamp: tuple[int | None, int] | None = None
 
-    def get(self, store: Any, generation: int | None) -> EntityGraph:
+    def get(self, store: Any, generation: int | None, max_chunks: int) -> EntityGraph | None:
+        """The graph, rebuilt if the collection changed; None above ``max_chunks`` chunks (nothing is built)."""
         with self._lock:
             stamp = (generation, store.count())
+            if stamp[1] > max_chunks:
+                return None
             if self._graph is None or stamp != self._stamp:
                 self._graph = EntityGraph.build(((cid, stored_keys(p)) for cid, p in store.scroll(with_payload=True)),
                                                 generation)

@@ -204,19 +204,20 @@ class CollectionSearch:
 
         Each collection's walk is a probability over its own chunks, so scores stay comparable.
         """
-        limit = next(iter(self.searchers.values())).settings.multihop.graph_max_chunks
-        big = [n for n, s in self.searchers.items() if s.ctx.store.count() > limit]
+        graphs = {n: s.entity_graph() for n, s in self.searchers.items()}
+        big = [n for n, g in graphs.items() if g is None]
         if big:
+            limit = self.searchers[big[0]].settings.multihop.graph_max_chunks
             return GraphWalk({}, note=f"collection '{big[0]}' holds more than [multihop] graph_max_chunks = {limit} "
                              "chunks; the graph hop was skipped")
-        if len(self.searchers) == 1:
-            return next(iter(self.searchers.values())).entity_graph().walk(question, seeds)
+        walks = [g.walk(question, seeds) for g in graphs.values() if g is not None]
+        if len(walks) == 1:
+            return walks[0]
         scores: dict[str, float] = {}
         names: dict[str, None] = {}
         via: dict[str, tuple[str, ...]] = {}
         subjects: dict[str, str] = {}
-        for s in self.searchers.values():
-            found = s.entity_graph().walk(question, seeds)
+        for found in walks:
             scores.update(found.scores)
             names.update(dict.fromkeys(found.names))
             via.update(found.via)

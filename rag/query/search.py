@@ -94,9 +94,12 @@ class Searcher:
         if self._reranker is not None:
             self._reranker = wrap_reranker(self._reranker)
 
-    def entity_graph(self) -> EntityGraph:
-        """The collection's entity graph (``[multihop] mode = "graph"``), built on first use and after a change."""
-        return self._graphs.get(self.ctx.store, self.ctx.generation())
+    def entity_graph(self) -> EntityGraph | None:
+        """The collection's entity graph (``[multihop] mode = "graph"``), built on first use and after a change.
+
+        None when the collection holds more than ``[multihop] graph_max_chunks`` chunks.
+        """
+        return self._graphs.get(self.ctx.store, self.ctx.generation(), self.settings.multihop.graph_max_chunks)
 
     def check_query(self, query: str) -> str:
         """Reject empty queries and queries longer than the embedding model reads."""
