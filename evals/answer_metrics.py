@@ -25,7 +25,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from evals.judge import Judge, JudgeOutputError, YesNoQuestion, entailment_question
+from evals.judge import Judge, JudgeOutputError, YesNoQuestion
 from evals.normalize import normalize_answer
 from rag.query.cite import is_refusal, parse_answer
 
@@ -35,6 +35,8 @@ __all__ = [
 ]
 
 Entails = Callable[[Sequence[int], str], bool]
+CLAIM_KINDS = frozenset({"supported", "entails"})
+"""Verdict kinds that are claim checks (``Judge.claim_probability``, the verifier's with ``--judge-method verifier``)."""
 SHORT_ANSWER_WORDS = 10
 """References of at most this many words (normalised) are short answers, scored by EM/F1."""
 
@@ -176,34 +178,41 @@ class Verdicts:
 
     def ask(self, kind: str, prompt: YesNoQuestion, premises: tuple[int, ...] = (), claim: str = "") -> bool:
         """The thresholded verdict; JudgeOutputError propagates (the caller records it)."""
-        key = (kind, premises, claim or prompt.body)
+        return self._ask(kind, lambda: self.judge.probability(prompt), premises, claim or prompt.body)
+
+    def _threshold(self, kind: str) -> float:
+        return self.judge.claim_threshold if kind in CLAIM_KINDS else self.judge.threshold
+
+    def _ask(self, kind: str, probability: Callable[[], float], premises: tuple[int, ...], claim: str) -> bool:
+        key = (kind, premises, claim)
         if key not in self._memo:
-            p = self.judge.probability(prompt)
+            p = probability()
             self._memo[key] = p
-            record: dict[str, Any] = {"kind": kind, "p_yes": round(p, 4), "verdict": p >= self.judge.threshold}
+            record: dict[str, Any] = {"kind": kind, "p_yes": round(p, 4), "verdict": p >= self._threshold(kind)}
             if premises:
                 record["contexts"] = list(premises)
             if claim:
                 record["claim"] = claim
             self.records.append(record)
-        return self._memo[key] >= self.judge.threshold
+        return self._memo[key] >= self._threshold(kind)
 
     def entails(self, numbers: Sequence[int], claim: str) -> bool:
         """ALCE-style entailment: do these contexts (1-based) entail the claim (no question shown)?"""
         premises = tuple(numbers)
-        prompt = entailment_question([self.contexts[n - 1] for n in premises], claim)
-        return self.ask("entails", prompt, premises, claim)
+        texts = [self.contexts[n - 1] for n in premises]
+        return self._ask("entails", lambda: self.judge.claim_probability(texts, claim), premises, claim)
 
     def supported(self, numbers: Sequence[int], claim: str) -> bool:
         """Faithfulness check: do these contexts support the claim as an answer to the question?"""
         premises = tuple(numbers)
-        prompt = entailment_question([self.contexts[n - 1] for n in premises], claim, self.question)
-        return self.ask("supported", prompt, premises, claim)
+        texts = [self.contexts[n - 1] for n in premises]
+        return self._ask("supported", lambda: self.judge.claim_probability(texts, claim, self.question), premises,
+                         claim)
 
     def lookup(self, kind: str, premises: tuple[int, ...], claim: str) -> bool | None:
         """The verdict already given for this check, or None if it was not asked."""
         p = self._memo.get((kind, premises, claim))
-        return None if p is None else p >= self.judge.threshold
+        return None if p is None else p >= self._threshold(kind)
 
     def probabilities(self, kind: str) -> list[float]:
         """P(yes) of every recorded verdict of ``kind``, in order."""

@@ -8,6 +8,10 @@ of reading the verdict, one per endpoint capability:
 * ``json``: the model replies ``{"verdict": "yes"}`` or ``{"verdict": "no"}`` in JSON mode,
   for endpoints without log-probabilities; P(yes) is then 1.0 or 0.0.
 
+* ``verifier``: the claim checks (faithfulness, ALCE citation entailment) go to the trained
+  grounding verifier (rag.query.verify_model, milliseconds per claim, its own threshold); the
+  other questions (relevance, correctness, short answers) still go to the LLM with ``logprob``.
+
 Malformed output (neither word among the top tokens; a reply that is not that JSON) is
 retried, then raised as :class:`JudgeOutputError`: it is counted and reported by the
 caller, never turned into a 0 or a 1. Every verdict carries :class:`JudgeInfo` (endpoint,
@@ -34,12 +38,12 @@ from rag.query.prompt import CHECK_PREMISE_CHARS, answer_check_body, clip, passa
 
 __all__ = [
     "METHODS", "Judge", "JudgeClient", "JudgeError", "JudgeInfo", "JudgeOutputError", "JsonJudge",
-    "LogprobJudge", "RAGAS_METRICS", "RagasJudge", "YesNoQuestion", "judge_config", "make_judge",
+    "LogprobJudge", "RAGAS_METRICS", "RagasJudge", "VerifierJudge", "YesNoQuestion", "judge_config", "make_judge",
     "short_answer_messages", "clean_short_answer", "short_answer_in",
 ]
 
-Method = Literal["logprob", "json"]
-METHODS: tuple[str, ...] = ("logprob", "json")
+Method = Literal["logprob", "json", "verifier"]
+METHODS: tuple[str, ...] = ("logprob", "json", "verifier")
 MAX_PREMISE_CHARS = CHECK_PREMISE_CHARS
 """Premise text longer than this is cut (with a marker) so a judge prompt fits a 4k context."""
 
@@ -84,7 +88,14 @@ class Judge(Protocol):
 
     def probability(self, question: YesNoQuestion) -> float: ...
 
+    def claim_probability(self, premises: Sequence[str], claim: str, question: str | None = None) -> float: ...
+
+    @property
+    def claim_threshold(self) -> float: ...
+
     def short_answer(self, question: str, answer: str) -> str: ...
+
+    def close(self) -> None: ...
 
 
 class JudgeClient(LlmClient):
@@ -129,6 +140,15 @@ class _EndpointJudge:
         if self._info is None:
             self._info = JudgeInfo(self._endpoint, self.client.model_name, self.method)
         return self._info
+
+    @property
+    def claim_threshold(self) -> float:
+        """The P(yes) at which a claim check says yes (the judge's threshold)."""
+        return self.threshold
+
+    def claim_probability(self, premises: Sequence[str], claim: str, question: str | None = None) -> float:
+        """P(``premises`` state ``claim``; with ``question``, as its answer), asked as :func:`entailment_question`."""
+        return self.probability(entailment_question(premises, claim, question))  # type: ignore[attr-defined]
 
     def _fail(self, attempts: int, last: str, expected: str) -> JudgeOutputError:
         shown = re.sub(r"\s+", " ", last).strip()[:80] or "(empty)"
@@ -220,6 +240,42 @@ class JsonJudge(_EndpointJudge):
             messages = [*messages, {"role": "assistant", "content": reply},
                         {"role": "user", "content": prompts.JSON_VERDICT_RETRY.format(verdict=prompts.JSON_VERDICT)}]
         raise self._fail(self.retries + 1, reply, prompts.JSON_VERDICT)
+
+
+class VerifierJudge:
+    """Claim checks by the trained grounding verifier; every other yes/no question by an LLM judge.
+
+    Faithfulness and the ALCE citation checks are claim checks (do these passages state this claim,
+    or this answer to the question?): the verifier reads each passage in windows and the best one
+    counts, against the verifier's own threshold. Relevance, correctness and short answers need a
+    model that reads questions: they go to ``llm`` (the ``logprob`` judge).
+    """
+
+    method = "verifier"
+
+    def __init__(self, llm: LogprobJudge, verifier: Any) -> None:
+        self.llm = llm
+        self.verifier = verifier
+        self.threshold = llm.threshold
+        self.info = JudgeInfo("local", f"verifier {verifier.folder}", self.method)
+
+    @property
+    def claim_threshold(self) -> float:
+        return float(self.verifier.threshold)
+
+    def claim_probability(self, premises: Sequence[str], claim: str, question: str | None = None) -> float:
+        from rag.query.verify_model import answer_claim
+
+        return self.verifier.support(answer_claim(strip_markers(claim), question), list(premises))
+
+    def probability(self, question: YesNoQuestion) -> float:
+        return self.llm.probability(question)
+
+    def short_answer(self, question: str, answer: str) -> str:
+        return self.llm.short_answer(question, answer)
+
+    def close(self) -> None:
+        self.llm.close()
 
 
 # --- questions ------------------------------------------------------------------------------
@@ -321,10 +377,21 @@ def endpoint_label(config: LlmConfig) -> str:
 
 
 def make_judge(config: LlmConfig, home: Path, method: str = "logprob", threshold: float = 0.5,
-               retries: int = 2, client: JudgeClient | None = None) -> LogprobJudge | JsonJudge:  # fmt: skip
-    """A judge over ``config``'s endpoint; pass ``client`` to share one (e.g. the answering model's server)."""
+               retries: int = 2, client: JudgeClient | None = None,
+               verifier: str | None = None) -> LogprobJudge | JsonJudge | VerifierJudge:  # fmt: skip
+    """A judge over ``config``'s endpoint; pass ``client`` to share one (e.g. the answering model's server).
+
+    ``verifier`` (method ``verifier``): the verifier's folder, None for the one shipped with rag;
+    ModelLoadError when it has no weights.
+    """
     if method not in METHODS:
         raise ConfigError(f"unknown judge method {method!r}; use one of {', '.join(METHODS)}")
+    if method == "verifier":
+        from rag.query.verify_model import Verifier
+
+        loaded = Verifier(verifier or None)  # raises ModelLoadError with how to train it
+        return VerifierJudge(LogprobJudge(client or JudgeClient(config, home), endpoint_label(config), threshold,
+                                          retries), loaded)
     client = client or JudgeClient(config, home)
     cls = LogprobJudge if method == "logprob" else JsonJudge
     return cls(client, endpoint_label(config), threshold, retries)

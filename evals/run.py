@@ -39,7 +39,7 @@ from evals.answer_metrics import (
     refusal_values, statements, token_f1,
 )
 from evals.judge import (
-    METHODS, RAGAS_METRICS, JudgeClient, JudgeError, JudgeOutputError, JsonJudge, LogprobJudge, RagasJudge,
+    METHODS, RAGAS_METRICS, Judge, JudgeClient, JudgeError, JudgeOutputError, RagasJudge,
     correctness_question, endpoint_label, judge_config,
     make_judge, relevance_question,
 )
@@ -371,15 +371,15 @@ def retrieval_values(gold: Sequence[str], ranking: Sequence[str], ks: Sequence[i
 class Scorer:
     """Answer metrics for one answer, with the judge (and ragas) made on first need."""
 
-    def __init__(self, judge_factory: Callable[[], LogprobJudge | JsonJudge] | None,
+    def __init__(self, judge_factory: Callable[[], Judge] | None,
                  ragas_factory: Callable[[], RagasJudge] | None) -> None:  # fmt: skip
         self._judge_factory = judge_factory
         self._ragas_factory = ragas_factory
-        self._judge: LogprobJudge | JsonJudge | None = None
+        self._judge: Judge | None = None
         self._ragas: RagasJudge | None = None
 
     @property
-    def judge(self) -> LogprobJudge | JsonJudge | None:
+    def judge(self) -> Judge | None:
         if self._judge is None and self._judge_factory is not None:
             self._judge = self._judge_factory()
         return self._judge
@@ -436,7 +436,7 @@ class Scorer:
         return values
 
     @staticmethod
-    def _short(judge: LogprobJudge | JsonJudge, question: str, answer: str, refs: Sequence[str], refused: bool,
+    def _short(judge: Judge, question: str, answer: str, refs: Sequence[str], refused: bool,
                errors: list[dict[str, str]], out: dict[str, Any]) -> dict[str, float | None]:  # fmt: skip
         """EM / F1 of the short answer the judge reads out of ``answer`` (a refusal scores 0)."""
         if refused:
@@ -566,8 +566,9 @@ def _judge_factories(settings: Settings, home: Path, options: EvalOptions, share
 
     judge_factory = None
     if options.judge:
-        def judge_factory() -> LogprobJudge | JsonJudge:
-            return make_judge(judge_llm, home, options.judge_method, options.judge_threshold, client=client())
+        def judge_factory() -> Judge:
+            return make_judge(judge_llm, home, options.judge_method, options.judge_threshold, client=client(),
+                              verifier=settings.answer.verifier or None)
     ragas_factory = None
     if options.ragas:
         def ragas_factory() -> RagasJudge:

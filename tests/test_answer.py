@@ -94,7 +94,7 @@ def test_gate_refuses_before_generating(settings: Settings, rag_home: Path, embe
 def test_verify_withdraws_a_draft_the_llm_does_not_confirm(settings: Settings, rag_home: Path, embedder, docs: Path,
                                                            tiny_llm) -> None:  # type: ignore[no-untyped-def]
     Ingestor(settings, rag_home, embedder=embedder).run([docs])
-    strict = settings.model_copy(update={"answer": settings.answer.model_copy(update={"verify": 1.0})})
+    strict = settings.model_copy(update={"answer": settings.answer.model_copy(update={"verify": 1.0, "checker": "llm"})})
     answerer = Answerer(strict, rag_home, llm=tiny_llm, rerank=False)
     try:
         answer = answerer.ask("How often should succulents be watered?")

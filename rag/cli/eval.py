@@ -63,8 +63,11 @@ def _judge_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--judge-url", default=None, help="OpenAI-compatible endpoint of the judge (default: [llm])."),
         click.option("--judge-model", default=None,
                      help="Judge model: the endpoint's model name, or with the local server a local model or .gguf."),
-        click.option("--judge-method", type=click.Choice(["logprob", "json"]), default="logprob", show_default=True,
-                     help="logprob: P(Yes) from one prompt pass; json: a {\"verdict\": ...} reply."),
+        click.option("--judge-method", type=click.Choice(["logprob", "json", "verifier"]), default="logprob",
+                     show_default=True,
+                     help="logprob: P(Yes) from one prompt pass; json: a {\"verdict\": ...} reply; verifier: the "
+                          "trained grounding verifier ([answer] verifier) judges faithfulness and citations, the "
+                          "LLM (logprob) the rest."),
         click.option("--judge-threshold", type=float, default=0.5, show_default=True,
                      help="P(Yes) at or above which a verdict is yes."),
         click.option("--no-judge", is_flag=True, help="Skip judged metrics (EM/F1 and refusals only)."),

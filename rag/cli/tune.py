@@ -140,6 +140,8 @@ def tune_embedder_cmd(obj: Context, as_json: bool, reembed: bool, **kw: Any) -> 
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the trained verifier.")
 @click.option("--base", default="all-MiniLM-L6-v2", show_default=True,
               help="Model to start from: the packaged MiniLM, a hub id or a local folder.")
+@click.option("--init", default=None, type=click.Path(file_okay=False),
+              help="Start from a trained cross-encoder of --base stored as rag stores it (e.g. rag/models/reranker).")
 @click.option("--epochs", type=float, default=1.0, show_default=True)
 @click.option("--batch-size", type=int, default=16, show_default=True)
 @click.option("--lr", "learning_rate", type=float, default=4e-5, show_default=True)

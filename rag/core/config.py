@@ -195,7 +195,7 @@ class AnswerConfig(_Section):
     """Grounded answering: how many passages the model reads and how answers are checked."""
 
     k: int = Field(5, ge=1, le=50, description="Passages given to the model as numbered sources.")
-    check_support: bool = Field(True, description="Judge each cited sentence against its sources with the LLM.")
+    check_support: bool = Field(True, description="Judge each cited sentence against its sources ([answer] checker).")
     support_threshold: float = Field(0.5, ge=0, le=1, description="P(yes) at or above which a sentence counts as supported.")
     refuse_unsupported: bool = Field(
         True, description="When no cited sentence is supported by its sources, answer that the documents do not "
@@ -211,6 +211,11 @@ class AnswerConfig(_Section):
         0.5, ge=0, le=1, description="Cite the best source for each sentence the model left uncited, when the "
         "embedding cosine between the sentence and a source sentence reaches this; the citation is marked as added "
         "and checked like the others (0: off).")
+    checker: Literal["auto", "verifier", "llm"] = Field(
+        "auto", description="Who judges support (the per-sentence checks and verify): verifier: the trained "
+        "cross-encoder (rag tune verifier; milliseconds per check, its own threshold from its model card); llm: "
+        "the LLM (a round trip per check); auto: the verifier when its weights load, else the LLM.")
+    verifier: str = Field("", description="Folder of the verifier's weights (empty: the one shipped with rag).")
     context_tokens: int = Field(
         0, ge=0, le=100_000, description="Compact prompts: show the LLM, of each numbered source, only the sentences "
         "that best match the question (embedding cosine and shared words), in document order with cut parts marked "

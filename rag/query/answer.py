@@ -27,7 +27,8 @@ from rag.query.decide import after_draft, after_gate, after_verify, asks_gate, a
 from rag.query.expand import Expansion, expand_query, search_expanded
 from rag.query.generate import generate, stream_text
 from rag.query.multihop import HOP_DEPTH, Hop, multihop
-from rag.query.prompt import answer_messages, answerable_messages, join_messages, support_prompt, verify_messages
+from rag.query.checker import Checker, make_checker
+from rag.query.prompt import answer_messages, answerable_messages, join_messages
 from rag.query.route import DEFAULT_COLLECTION, CollectionSearch, Route, choose_route, routable
 from rag.query.search import Searcher
 
@@ -83,6 +84,8 @@ class Answer:
     verified_probability: float | None = None  # the [answer] verify check's P(yes); None when not asked
     joined: bool = False  # the draft refused and [multihop] join asked again (the answer is the retry's)
     context: CompactContext | None = None  # what the LLM read of each source with [answer] context_tokens; None: all
+    checker: str = ""  # who judged support (verify and the sentence checks): "verifier (...)", "llm"; "" not asked
+    checker_note: str = ""  # why the LLM judged when the verifier was asked for (no weights)
 
     def as_dict(self) -> dict[str, Any]:
         """The ``--json`` shape."""
@@ -117,6 +120,7 @@ class Answer:
             "verified_probability": self.verified_probability,
             "joined": self.joined,
             "context": None if self.context is None else self.context.as_dict(),
+            "checker": self.checker or None,
             "retrieval": self.evidence.as_dict() if self.evidence is not None else None,
             "explain": explain_lines(self),
         }
@@ -176,6 +180,16 @@ class Answerer:
 
             llm = LlmClient(settings.llm, home)
         self.llm = llm
+        self._checker: Checker | None = None
+        if settings.answer.checker == "verifier":  # asked for by name: a missing verifier fails before any LLM work
+            self._checker = make_checker(settings.answer, llm)
+
+    @property
+    def checker(self) -> Checker:
+        """Who judges support ([answer] checker), loaded on first use (the verifier once per process)."""
+        if self._checker is None:
+            self._checker = make_checker(self.settings.answer, self.llm)
+        return self._checker
 
     def route(self, query: str) -> Route:
         """Where ``query`` goes: the fixed collection, the only one, or the router's choice."""
@@ -257,9 +271,10 @@ class Answerer:
         if asks_verify(cfg.verify, refused):  # against the passages it cites, or all of them when it cites none
             tv = time.perf_counter()
             read = [chunks[n - 1].text for n in sorted(parsed.cited)] or [c.text for c in chunks]
-            p_stated = round(self.llm.yes_probability(verify_messages(question, parsed.text, read)), 4)
+            p_stated = round(self.checker.stated(question, parsed.text, read), 4)
             timings["verify_s"] = time.perf_counter() - tv
-        checking = after_verify(refused=refused, p_stated=p_stated, verify=cfg.verify)
+        verify_at = self.checker.verify_threshold if p_stated is not None else cfg.verify
+        checking = after_verify(refused=refused, p_stated=p_stated, verify=verify_at)
         attributed = None
         if checking and parsed.sentences:
             ta = time.perf_counter()
@@ -276,8 +291,10 @@ class Answerer:
             sentences = _with_attribution(sentences, attributed, chunks)
         timings["check_s"] = time.perf_counter() - t2
         timings["total_s"] = time.perf_counter() - t0
+        checked = p_stated is not None or any(s.supported is not None for s in sentences)
         decision = final(draft=parsed.text, refused=refused, sentences=sentences, invalid=parsed.invalid,
-                         gate=cfg.gate, p_answerable=p_answerable, joined=joined, verify=cfg.verify,
+                         gate=cfg.gate, p_answerable=p_answerable, joined=joined, verify=verify_at,
+                         checker=self.checker.name if checked else "llm",
                          p_stated=p_stated, refuse_unsupported=cfg.refuse_unsupported)
         citations = () if decision.withdrawn else tuple(
             self._citation(n, chunks[n - 1], sentences) for n in parsed.cited)
@@ -286,7 +303,9 @@ class Answerer:
                       invalid_citations=parsed.invalid, queries=evidence.queries, route=evidence.route.collections,
                       timings=timings, notes=(*evidence.notes, *decision.notes), evidence=evidence,
                       withdrawn=decision.withdrawn, answerable_probability=p_answerable,
-                      verified_probability=p_stated, joined=joined, context=context)
+                      verified_probability=p_stated, joined=joined, context=context,
+                      checker=self.checker.label if checked else "",
+                      checker_note=self.checker.note if checked else "")
 
     def _compact(self, query: str, chunks: Sequence[ScoredChunk], timings: dict[str, float]) -> CompactContext | None:
         """What the LLM reads of each source under ``[answer] context_tokens`` (None: off, the whole passages)."""
@@ -313,9 +332,9 @@ class Answerer:
             if not s.sources or not self.settings.answer.check_support:
                 out.append(CheckedSentence(text=s.text, sources=s.sources, supported=None))
                 continue
-            p = self.llm.yes_probability(support_prompt(s.text, [chunks[n - 1].text for n in s.sources]))
+            p = self.checker.supported(s.text, [chunks[n - 1].text for n in s.sources])
             out.append(CheckedSentence(text=s.text, sources=s.sources,
-                                       supported=p >= self.settings.answer.support_threshold,
+                                       supported=p >= self.checker.support_threshold,
                                        support_probability=round(p, 4)))
         return tuple(out)
 
@@ -357,6 +376,8 @@ def explain_lines(answer: Answer) -> list[str]:
                            for n, c in enumerate(answer.sources, 1))
         lines.append(f"sources by hop: {by_hop}" + (f"; stopped: {ev.stopped}" if ev.stopped else ""))
     lines.append(f"LLM calls for retrieval: {ev.llm_calls}")
+    if answer.checker:
+        lines.append(f"support checked by: {answer.checker}" + (f" ({answer.checker_note})" if answer.checker_note else ""))
     if answer.context is not None:
         c = answer.context
         lines.append(f"compact prompt: the LLM read {c.tokens} of the sources' {c.full_tokens} tokens "

@@ -76,7 +76,7 @@ def should_withdraw(sentences: Sequence[CheckedSentence], refused: bool) -> bool
 
 def final(*, draft: str, refused: bool, sentences: Sequence[CheckedSentence], invalid: Sequence[int],
           gate: float, p_answerable: float | None, joined: bool, verify: float, p_stated: float | None,
-          refuse_unsupported: bool) -> Decision:
+          refuse_unsupported: bool, checker: str = "llm") -> Decision:
     """The outcome of a draft (``draft``: its text after citation checks; ``refused``: it is a refusal).
 
     A draft the verify check rejected, or (with ``refuse_unsupported``) whose every checked
@@ -89,10 +89,12 @@ def final(*, draft: str, refused: bool, sentences: Sequence[CheckedSentence], in
         notes.append("the draft said the documents do not say, though a later hop added sources; asked again "
                      "to join facts across them ([multihop] join)")
     unverified = _below(p_stated, verify)
+    judge, limit = ("LLM", f"[answer] verify {verify:g}") if checker == "llm" else \
+        ("verifier", f"its threshold {verify:g}")
     withdrawn = unverified or (refuse_unsupported and should_withdraw(sentences, refused))
     if unverified:
-        notes.append(f"the draft answer was withdrawn: the LLM judged that the sources do not state it "
-                     f"(P(yes) {p_stated:.2f} < [answer] verify {verify:g}; draft: {draft[:160]!r})")
+        notes.append(f"the draft answer was withdrawn: the {judge} judged that the sources do not state it "
+                     f"(P(yes) {p_stated:.2f} < {limit}; draft: {draft[:160]!r})")
     elif withdrawn:
         checked = [s for s in sentences if s.supported is not None]
         notes.append(f"the draft answer was withdrawn: none of its {len(checked)} cited sentence(s) is "

@@ -6,8 +6,9 @@ packaged MiniLM, as the reranker does (rag.core.ce_weights), under the names
 ``rag/models/verifier``. A claim that answers a question is read together with it
 (:func:`answer_claim`), the form it was trained on for ARES rows.
 
-Not wired into answering yet: the per-sentence support checks, ``[answer] verify``, ``[answer]
-gate`` and the evals' faithfulness judge still ask the LLM.
+Answering uses it through rag.query.checker (``[answer] checker``): the per-sentence support checks
+and ``[answer] verify``; the evals use it with ``--judge-method verifier``. A long source is read in
+overlapping windows of whole sentences (:func:`windows`) and the best window counts.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from typing import Sequence
 from rag.core.errors import ModelLoadError
 from rag.core.threads import torch_threads
 
+WINDOW_WORDS = 120  # the evidence windows the shipped verifier was trained on (--max-words 120)
+MAX_WINDOWS = 8  # per source: a claim is checked against the first ~500 words of a long chunk at most
 SHIPPED = Path(__file__).resolve().parents[1] / "models" / "verifier"
 WEIGHTS = "verifier.safetensors"
 META = "rag_verifier.json"
@@ -28,6 +31,35 @@ def answer_claim(answer: str, question: str | None = None) -> str:
     """The claim the verifier reads: the answer alone, or the answer to ``question`` with it."""
     answer = " ".join(answer.split())
     return f"Question: {' '.join(question.split())} Answer: {answer}" if question and question.strip() else answer
+
+
+def windows(text: str, max_words: int = WINDOW_WORDS, limit: int = MAX_WINDOWS) -> list[str]:
+    """A source cut into runs of whole sentences of at most ``max_words`` words, each starting about half a
+    window after the previous one (overlapping, so a fact that straddles a cut is whole in some window)."""
+    from rag.query.attribute import sentence_spans
+
+    text = text.strip()
+    if len(text.split()) <= max_words:
+        return [text] if text else []
+    spans = sentence_spans(text) or [(0, len(text))]
+    sizes = [len(text[a:b].split()) for a, b in spans]
+    out: list[str] = []
+    start = 0
+    while start < len(spans) and len(out) < limit:
+        end, words = start, 0
+        while end < len(spans) and (end == start or words + sizes[end] <= max_words):
+            words += sizes[end]
+            end += 1
+        piece = " ".join(text[spans[start][0]:spans[end - 1][1]].split()[:max_words * 2])
+        out.append(piece)
+        if end >= len(spans):
+            break
+        half, step = 0, start
+        while step < end - 1 and half + sizes[step] <= words // 2:
+            half += sizes[step]
+            step += 1
+        start = max(step, start + 1)
+    return out
 
 
 def has_weights(folder: str | Path) -> bool:
@@ -70,6 +102,25 @@ class Verifier:
     def probability(self, evidence: str, claim: str) -> float:
         """P(``evidence`` supports ``claim``)."""
         return self.probabilities([(evidence, claim)])[0]
+
+    def support(self, claim: str, sources: Sequence[str]) -> float:
+        """P(some source supports ``claim``): the best window of any source (each read in :func:`windows`)."""
+        return max(self.supports([(claim, sources)]) or [0.0])
+
+    def supports(self, checks: Sequence[tuple[str, Sequence[str]]]) -> list[float]:
+        """:meth:`support` of several (claim, sources) checks, in one batched pass."""
+        words = int(self.meta.get("settings", {}).get("max_words") or WINDOW_WORDS)
+        pairs: list[tuple[str, str]] = []
+        owner: list[int] = []
+        for i, (claim, sources) in enumerate(checks):
+            for source in sources:
+                for window in windows(source, words):
+                    pairs.append((window, claim))
+                    owner.append(i)
+        best = [0.0] * len(checks)
+        for i, p in zip(owner, self.probabilities(pairs)):
+            best[i] = max(best[i], p)
+        return best
 
     def supported(self, evidence: str, claim: str) -> bool:
         """Whether P(supported) reaches the verifier's threshold (0.5 unless its metadata says otherwise)."""

@@ -228,6 +228,10 @@ class Engine:
         get_embedder(cfg.model, cfg.device, cfg.batch_size)
         if self.settings.rerank.enabled:
             get_reranker(self.settings.rerank)
+        if llm and self.settings.answer.checker != "llm":
+            from rag.query.verify_model import get_verifier
+
+            get_verifier(self.settings.answer.verifier or None)  # loaded once per process; none: the LLM checks
         for name in list_collections(self.home):
             try:
                 self.searcher(name)

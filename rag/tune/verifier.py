@@ -38,6 +38,7 @@ class VerifierOptions:
     sources: tuple[str, ...]
     out: Path
     base: str = "all-MiniLM-L6-v2"
+    init: str | None = None
     epochs: float = 1.0
     batch_size: int = 16
     learning_rate: float = 4e-5
@@ -116,7 +117,7 @@ def tune_verifier(opts: VerifierOptions, say: Callable[[str], None]) -> dict[str
     """Run the whole training; returns the summary printed by the CLI and written to the model card."""
     import torch
 
-    from rag.core.ce_weights import new_cross_encoder, save_compact
+    from rag.core.ce_weights import save_compact
 
     torch.set_num_threads(max(1, opts.threads))
     random.seed(opts.seed)
@@ -127,7 +128,7 @@ def tune_verifier(opts: VerifierOptions, say: Callable[[str], None]) -> dict[str
     if len(train) < 2 or len({r.label >= 0.5 for r in train}) < 2:
         raise ConfigError("rag tune verifier needs training rows of both labels (supported and not)")
     say(f"{len(train)} training rows ({sum(r.label >= 0.5 for r in train)} supported), {len(held)} held-out rows")
-    model = new_cross_encoder(opts.base, opts.max_length, opts.seed)
+    model, base = _start(opts)
     for name, param in model.named_parameters():
         if name.endswith("word_embeddings.weight"):
             param.requires_grad = False  # keeps the shipped delta small and the vocabulary stable
@@ -140,7 +141,8 @@ def tune_verifier(opts: VerifierOptions, say: Callable[[str], None]) -> dict[str
     say(f"held-out after training: AUROC {after.get('auroc')}, accuracy {after.get('accuracy')}")
     summary: dict[str, Any] = {
         "sources": sources,
-        "base": opts.base,
+        "base": base,
+        "init": opts.init,
         "settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(opts).items()
                      if k not in ("out", "restart", "sources")},
         "training_rows": len(train),
@@ -153,9 +155,30 @@ def tune_verifier(opts: VerifierOptions, say: Callable[[str], None]) -> dict[str
         else None
     opts.out.mkdir(parents=True, exist_ok=True)
     write_model_card(opts.out, summary)
-    save_compact(model, opts.base, opts.out, summary, weights_name=WEIGHTS, meta_name=META)
+    save_compact(model, base, opts.out, summary, weights_name=WEIGHTS, meta_name=META)
     shutil.rmtree(opts.out / "checkpoints", ignore_errors=True)
     return summary
+
+
+def _start(opts: VerifierOptions) -> tuple[Any, str]:
+    """The cross-encoder training starts from, and the base its stored tensors are a delta over.
+
+    With ``init`` (a folder of compact cross-encoder weights, e.g. the shipped reranker), training
+    starts from those weights: the verifier inherits a model that already reads (query, passage)
+    pairs, and is stored, like it, as a delta over the same base.
+    """
+    from rag.core.ce_weights import load_compact, new_cross_encoder
+
+    if not opts.init:
+        return new_cross_encoder(opts.base, opts.max_length, opts.seed), opts.base
+    folder = Path(opts.init).expanduser()
+    names = next(((w, m) for w, m in ((WEIGHTS, META), ("reranker.safetensors", "rag_reranker.json"))
+                  if (folder / w).is_file() and (folder / m).is_file()), None)
+    if names is None:
+        raise ConfigError(f"--init {opts.init}: no compact cross-encoder there (rag_reranker.json + "
+                          "reranker.safetensors, or a verifier's own files); e.g. --init rag/models/reranker")
+    model, meta = load_compact(folder, opts.max_length, weights_name=names[0], meta_name=names[1])
+    return model, str(meta["base"])
 
 
 def write_model_card(out: Path, summary: dict[str, Any]) -> None:
@@ -163,7 +186,9 @@ def write_model_card(out: Path, summary: dict[str, Any]) -> None:
     b, a = summary["heldout"]["before"], summary["heldout"]["after"]
     lines = [
         "# Grounding verifier trained with `rag tune verifier`", "",
-        f"Base model: `{summary['base']}` (sentence-transformers `CrossEncoder`, one output, binary cross-entropy). "
+        f"Base model: `{summary['base']}`"
+        + (f", training started from the cross-encoder in `{summary['init']}`" if summary.get("init") else "")
+        + " (sentence-transformers `CrossEncoder`, one output, binary cross-entropy). "
         "Input: (claim, evidence); output: P(the evidence supports the claim). An answer to a question is read as "
         "`Question: ... Answer: ...`. Stored as the tensors that differ from the base, in fp16 "
         f"(`{WEIGHTS}`, `{META}`).", "",

@@ -1,0 +1,184 @@
+"""Support checked by the trained verifier vs by the LLM (``[answer] checker``), on ClapNQ answers.
+
+A seeded sample of answerable and unanswerable ClapNQ questions (``--per-kind`` each, seed 22 by
+default: a sample no setting was tuned on) is asked in one process with the models loaded once
+(the packaged defaults: hybrid + reranker, graph hop, verify on, the local 1.5B model), as a
+resident ``rag serve`` engine would answer them:
+
+1. ``checker = verifier``, for real: retrieval, the streamed draft, then ``verify`` and the
+   per-sentence support checks by the verifier. Its first-token and whole-answer times are the
+   warm figures of the issue.
+2. ``checker = llm``, on the same question with the same draft: the draft is replayed from the
+   first run (the same prompt gives the same greedy draft; replaying it saves ~30 s a question) and
+   only the checks ask the LLM. Its whole-answer time is run 1's time up to the draft plus its own
+   checks.
+
+Both runs decide refusals for real: reported per checker are the refusal rates of each kind, the
+withdrawn drafts, the answered answerable questions citing their gold passage, and the check time.
+
+    python benchmarks/checker_answers.py $DATA/clapnq-dev --home /tmp/cq-home --per-kind 20 \\
+        --rows /tmp/checker.rows.jsonl --out benchmarks/results/checker_answers.json
+
+The ClapNQ collection is imported and ingested into ``--home`` on first use (benchmarks/compact_prompts.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from compact_prompts import COLLECTION, _p50, _share, cites_gold, prepare, sample  # noqa: E402
+
+CHECKERS = ("verifier", "llm")
+
+
+class Replay:
+    """The real LLM client, except that a draft already written for the same messages is replayed."""
+
+    def __init__(self, llm: Any) -> None:
+        self.llm = llm
+        self.drafts: dict[str, str] = {}
+        self.replaying = False
+
+    def stream(self, messages: Any, **kw: Any) -> Iterator[str]:
+        key = json.dumps(messages, sort_keys=True)
+        if self.replaying and key in self.drafts:
+            yield self.drafts[key]
+            return
+        parts = []
+        for delta in self.llm.stream(messages, **kw):
+            parts.append(delta)
+            yield delta
+        self.drafts[key] = "".join(parts)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.llm, name)
+
+
+def _checks_s(timings: dict[str, float]) -> float:
+    return timings.get("verify_s", 0.0) + timings.get("check_s", 0.0)
+
+
+def ask_all(items: list[Any], home: Path, rows_file: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Each question with the verifier (drafting for real), then with the LLM checks on the replayed draft."""
+    from rag.core import prompts
+    from rag.core.config import load_settings
+    from rag.core.errors import RagError
+    from rag.core.llm import LlmClient
+    from rag.query.answer import Answerer
+
+    base = load_settings(home)
+    settings = {c: base.model_copy(update={"answer": base.answer.model_copy(update={"checker": c})})
+                for c in CHECKERS}
+    t_load = time.perf_counter()
+    llm = Replay(LlmClient(base.llm, home))
+    answerer = Answerer(settings["verifier"], home, COLLECTION, llm=llm)  # type: ignore[arg-type]
+    answerer.gather("warm up the embedder and the reranker")
+    llm.chat([{"role": "user", "content": prompts.WARM_UP}], max_tokens=1)
+    checker_label = answerer.checker.label  # loads the verifier
+    load_s = time.perf_counter() - t_load
+    rows = [json.loads(line) for line in rows_file.read_text().splitlines()] if rows_file.exists() else []
+    done = {r["id"] for r in rows if r["checker"] == "llm"}
+    try:
+        for i, item in enumerate(items):
+            if item.id in done:
+                continue
+            first: dict[str, Any] | None = None
+            for checker in CHECKERS:
+                answerer.settings = settings[checker]
+                answerer._checker = None  # the checker the settings name
+                llm.replaying = checker != "verifier"
+                try:
+                    answer = answerer.ask(item.question)
+                except RagError as exc:
+                    print(f"{i + 1}/{len(items)} {checker}: error: {exc}", file=sys.stderr)
+                    row: dict[str, Any] = {"id": item.id, "answerable": item.answerable, "checker": checker,
+                                           "error": str(exc)}
+                else:
+                    t = answer.timings
+                    checks = _checks_s(t)
+                    total = t["total_s"] if first is None else first["total_s"] - first["checks_s"] + checks
+                    row = {"id": item.id, "answerable": item.answerable, "checker": checker,
+                           "first_token_s": round(t.get("first_token_s", float("nan")), 3) if first is None
+                           else first["first_token_s"], "total_s": round(total, 3), "checks_s": round(checks, 3),
+                           "verified_probability": answer.verified_probability, "refused": answer.refused,
+                           "withdrawn": answer.withdrawn, "cites_gold": cites_gold(answer, tuple(item.gold_sources or ())),
+                           "sentences": len(answer.sentences),
+                           "supported": [s.supported for s in answer.sentences],
+                           "answer": answer.answer, "checked_by": answer.checker}
+                    if first is None:
+                        first = row
+                rows.append(row)
+                with rows_file.open("a") as fh:
+                    fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+                if "error" not in row:
+                    print(f"{i + 1}/{len(items)} {'A' if item.answerable else 'U'} {checker}: total {row['total_s']} s, "
+                          f"checks {row['checks_s']} s, refused {row['refused']}", file=sys.stderr)
+                if first is None:
+                    break  # the draft failed: nothing to replay
+    finally:
+        answerer.close()
+    return rows, {"load_s": round(load_s, 2), "llm": base.llm.local_model, "llm_threads": base.llm.threads,
+                  "verifier": checker_label}
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The table's columns per checker, over the questions both checkers answered without error."""
+    failed = {r["id"] for r in rows if "error" in r}
+    both = {r["id"] for r in rows if r["checker"] == "llm"} - failed
+    out: dict[str, Any] = {"errors": len(failed), "questions": len(both)}
+    for checker in CHECKERS:
+        mine = [r for r in rows if r["checker"] == checker and r["id"] in both]
+        ans = [r for r in mine if r["answerable"]]
+        una = [r for r in mine if not r["answerable"]]
+        answered = [r for r in ans if not r["refused"]]
+        out[checker] = {
+            "first_token_p50_s": _p50([r["first_token_s"] for r in mine]),
+            "total_p50_s": _p50([r["total_s"] for r in mine]),
+            "checks_p50_s": _p50([r["checks_s"] for r in mine]),
+            "checks_mean_s": round(statistics.mean(r["checks_s"] for r in mine), 3) if mine else None,
+            "refused_unanswerable": _share([r["refused"] for r in una]),
+            "refused_answerable": _share([r["refused"] for r in ans]),
+            "withdrawn": sum(r["withdrawn"] for r in mine),
+            "answered_answerable": len(answered),
+            "answered_answerable_citing_gold": _share([r["cites_gold"] for r in answered]),
+        }
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("data", type=Path, help="the ClapNQ folder (clapnq_dev_*answerable.jsonl)")
+    parser.add_argument("--home", type=Path, required=True, help="a rag home for the collection (reused if there)")
+    parser.add_argument("--per-kind", type=int, default=20, help="answerable and unanswerable questions each")
+    parser.add_argument("--seed", type=int, default=22, help="the sample's seed (not tuned on)")
+    parser.add_argument("--rows", type=Path, required=True, help="per-answer rows, appended as they finish; a rerun "
+                        "resumes after the last question both checkers answered")
+    parser.add_argument("--out", type=Path, help="write the JSON here too")
+    args = parser.parse_args(argv)
+    if not args.data.is_dir():
+        print(f"error: {args.data} is not a folder (the ClapNQ dev files)", file=sys.stderr)
+        return 2
+    suite = prepare(args.data, args.home)
+    items = sample(suite, args.per_kind, args.seed)
+    rows, meta = ask_all(items, args.home, args.rows)
+    result = {"seed": args.seed, "per_kind": args.per_kind, **meta, **summarise(rows)}
+    print(json.dumps(result, indent=1))
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
