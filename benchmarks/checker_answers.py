@@ -129,8 +129,8 @@ def ask_all(items: list[Any], home: Path, rows_file: Path) -> tuple[list[dict[st
                     break  # the draft failed: nothing to replay
     finally:
         answerer.close()
-    return rows, {"load_s": round(load_s, 2), "llm": base.llm.local_model, "llm_threads": base.llm.threads,
-                  "verifier": checker_label}
+    return rows, {"load_s": round(load_s, 2), "llm_model": base.llm.local_model, "llm_threads": base.llm.threads,
+                  "verifier_model": checker_label}
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -154,6 +154,27 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "answered_answerable": len(answered),
             "answered_answerable_citing_gold": _share([r["cites_gold"] for r in answered]),
         }
+    by_id: dict[str, dict[str, dict[str, Any]]] = {}
+    for r in rows:
+        if r["id"] in both:
+            by_id.setdefault(r["id"], {})[r["checker"]] = r
+    pairs = [(d["verifier"], d["llm"]) for d in by_id.values() if len(d) == 2]
+    verdicts = [(a, b) for v, l in pairs for a, b in zip(v["supported"], l["supported"])
+                if a is not None and b is not None]
+    out["sentences_checked_by_both"] = len(verdicts)
+    out["sentence_verdicts_agree"] = sum(a == b for a, b in verdicts)
+    out["llm_unsupported_verifier_supported"] = sum(b is False and a is True for a, b in verdicts)
+    out["verifier_unsupported_llm_supported"] = sum(a is False and b is True for a, b in verdicts)
+    out["same_refusal"] = sum(v["refused"] == l["refused"] for v, l in pairs)
+    stated = [(v["verified_probability"], l["verified_probability"], v["answerable"]) for v, l in pairs
+              if v["verified_probability"] is not None and l["verified_probability"] is not None]
+    if len({a for _, _, a in stated}) == 2:
+        from judge_ares import auroc
+
+        labels = [a for _, _, a in stated]
+        out["verify_auroc_answerable_vs_not"] = {  # how well each verify P tells the two kinds of drafts apart
+            "drafts": len(stated), "verifier": round(auroc([x for x, _, _ in stated], labels), 3),
+            "llm": round(auroc([y for _, y, _ in stated], labels), 3)}
     return out
 
 
@@ -166,13 +187,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=Path, required=True, help="per-answer rows, appended as they finish; a rerun "
                         "resumes after the last question both checkers answered")
     parser.add_argument("--out", type=Path, help="write the JSON here too")
+    parser.add_argument("--summary-only", action="store_true", help="summarise the rows already in --rows, ask nothing")
     args = parser.parse_args(argv)
     if not args.data.is_dir():
         print(f"error: {args.data} is not a folder (the ClapNQ dev files)", file=sys.stderr)
         return 2
-    suite = prepare(args.data, args.home)
-    items = sample(suite, args.per_kind, args.seed)
-    rows, meta = ask_all(items, args.home, args.rows)
+    if args.summary_only:
+        rows, meta = [json.loads(line) for line in args.rows.read_text().splitlines()], {}
+    else:
+        suite = prepare(args.data, args.home)
+        items = sample(suite, args.per_kind, args.seed)
+        rows, meta = ask_all(items, args.home, args.rows)
     result = {"seed": args.seed, "per_kind": args.per_kind, **meta, **summarise(rows)}
     print(json.dumps(result, indent=1))
     if args.out:

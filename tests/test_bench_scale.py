@@ -26,6 +26,7 @@ def test_scale_rows_report_every_figure_and_exact_search_finds_the_true_neighbou
     assert row["recall_at_10_vs_exact"] == 1.0  # a collection this small is searched exactly
     assert 0 < row["dense_p50_ms"] <= row["dense_p95_ms"] and row["hybrid_p50_ms"] > 0
     assert row["reingest_chunks_embedded"] > 0 and row["reingest_one_file_seconds"] > 0
+    assert row["reingest_resident_chunks_embedded"] > 0 and row["reingest_resident_seconds"] > 0  # the rag serve path
 
 
 def test_synthetic_vectors_are_unit_length_reproducible_and_the_exact_search_is_exact(tmp_path: Path) -> None:

@@ -520,7 +520,7 @@ def bench_scale(obj: Context, corpus: str, sizes: str, queries: int, efs: str, a
                f"settings {result['store_settings']}, {result['queries']} queries, {result['cpu_count']} CPUs")
     keys = ("chunks", "write_points_per_s", "index_build_seconds", "dense_p50_ms", "dense_p95_ms", "sparse_p50_ms",
             "hybrid_p50_ms", "hybrid_p95_ms", "recall_at_10_vs_exact", "build_peak_rss_mb", "search_peak_rss_mb",
-            "disk_mb", "reingest_one_file_seconds", "open_close_seconds")
+            "disk_mb", "reingest_one_file_seconds", "open_close_seconds", "reingest_resident_seconds")
     for row in result["sizes"]:
         click.echo("  ".join(f"{k}={row[k]}" for k in keys))
         for run in row.get("by_hnsw_ef", [])[1:]:
