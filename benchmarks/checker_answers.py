@@ -38,7 +38,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from compact_prompts import COLLECTION, _p50, _share, cites_gold, prepare, sample  # noqa: E402
+from compact_prompts import COLLECTION, _p50, cites_gold, outcomes, prepare, sample  # noqa: E402
 
 CHECKERS = ("verifier", "llm")
 
@@ -140,19 +140,12 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {"errors": len(failed), "questions": len(both)}
     for checker in CHECKERS:
         mine = [r for r in rows if r["checker"] == checker and r["id"] in both]
-        ans = [r for r in mine if r["answerable"]]
-        una = [r for r in mine if not r["answerable"]]
-        answered = [r for r in ans if not r["refused"]]
         out[checker] = {
             "first_token_p50_s": _p50([r["first_token_s"] for r in mine]),
             "total_p50_s": _p50([r["total_s"] for r in mine]),
             "checks_p50_s": _p50([r["checks_s"] for r in mine]),
             "checks_mean_s": round(statistics.mean(r["checks_s"] for r in mine), 3) if mine else None,
-            "refused_unanswerable": _share([r["refused"] for r in una]),
-            "refused_answerable": _share([r["refused"] for r in ans]),
-            "withdrawn": sum(r["withdrawn"] for r in mine),
-            "answered_answerable": len(answered),
-            "answered_answerable_citing_gold": _share([r["cites_gold"] for r in answered]),
+            **outcomes(mine),
         }
     by_id: dict[str, dict[str, dict[str, Any]]] = {}
     for r in rows:

@@ -156,6 +156,16 @@ def ask_both(suite: Path, items: list[Any], budget: int, home: Path,
     return rows, {"load_s": round(load_s, 2), "llm": settings.llm.local_model, "llm_threads": settings.llm.threads}
 
 
+def outcomes(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Refusals of each kind, withdrawn drafts and gold citations of a set of answer rows."""
+    ans = [r for r in rows if r["answerable"]]
+    answered = [r for r in ans if not r["refused"]]
+    return {"refused_unanswerable": _share([r["refused"] for r in rows if not r["answerable"]]),
+            "refused_answerable": _share([r["refused"] for r in ans]),
+            "withdrawn": sum(r["withdrawn"] for r in rows), "answered_answerable": len(answered),
+            "answered_answerable_citing_gold": _share([r["cites_gold"] for r in answered])}
+
+
 def summarise(rows: list[dict[str, Any]], budget: int) -> dict[str, Any]:
     """The table's columns for each setting."""
     out: dict[str, Any] = {"errors": sum("error" in r for r in rows)}
@@ -163,20 +173,13 @@ def summarise(rows: list[dict[str, Any]], budget: int) -> dict[str, Any]:
     rows = [r for r in rows if r["id"] not in failed]
     for b in (0, budget):
         mine = [r for r in rows if r["context_tokens"] == b]
-        ans = [r for r in mine if r["answerable"]]
-        una = [r for r in mine if not r["answerable"]]
-        answered = [r for r in ans if not r["refused"]]
         out[str(b)] = {
             "questions": len(mine),
             "first_token_p50_s": _p50([r["first_token_s"] for r in mine]),
             "total_p50_s": _p50([r["total_s"] for r in mine]),
             "prompt_tokens_p50": _p50([float(r["prompt_tokens"]) for r in mine]),
             "prompt_tokens_mean": round(statistics.mean(r["prompt_tokens"] for r in mine), 1) if mine else None,
-            "refused_unanswerable": _share([r["refused"] for r in una]),
-            "refused_answerable": _share([r["refused"] for r in ans]),
-            "withdrawn": sum(r["withdrawn"] for r in mine),
-            "answered_answerable": len(answered),
-            "answered_answerable_citing_gold": _share([r["cites_gold"] for r in answered]),
+            **outcomes(mine),
         }
     pairs = {(r["id"], r["context_tokens"]): r for r in rows}
     ids = list(dict.fromkeys(r["id"] for r in rows))
