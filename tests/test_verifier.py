@@ -176,3 +176,10 @@ def test_shipped_verifier_prefers_supported_claims() -> None:
     for i in range(0, len(scores), 2):
         assert scores[i] > scores[i + 1], (cases[i // 2], scores[i], scores[i + 1])
     assert verifier.probability(evidence, cases[0][0]) == pytest.approx(scores[0], abs=1e-4)
+
+
+def test_tune_verifier_init_must_hold_a_cross_encoder(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["tune", "verifier", "--train", str(make_ares(tmp_path / "ares")),
+                                       "--init", str(tmp_path / "nothing"), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "--init" in result.output and "rag/models/reranker" in result.output
+    assert not (tmp_path / "out").exists()  # failed before reading the data or writing anything

@@ -119,6 +119,8 @@ def tune_verifier(opts: VerifierOptions, say: Callable[[str], None]) -> dict[str
 
     from rag.core.ce_weights import save_compact
 
+    if opts.init:
+        _init_files(opts.init)  # a wrong --init fails before the data is read
     torch.set_num_threads(max(1, opts.threads))
     random.seed(opts.seed)
     np.random.seed(opts.seed)
@@ -160,6 +162,17 @@ def tune_verifier(opts: VerifierOptions, say: Callable[[str], None]) -> dict[str
     return summary
 
 
+def _init_files(init: str) -> tuple[Path, tuple[str, str]]:
+    """The folder of ``--init`` and its (weights, meta) file names; ConfigError when it holds neither kind."""
+    folder = Path(init).expanduser()
+    names = next(((w, m) for w, m in ((WEIGHTS, META), ("reranker.safetensors", "rag_reranker.json"))
+                  if (folder / w).is_file() and (folder / m).is_file()), None)
+    if names is None:
+        raise ConfigError(f"--init {init}: no compact cross-encoder there (rag_reranker.json + "
+                          "reranker.safetensors, or a verifier's own files); e.g. --init rag/models/reranker")
+    return folder, names
+
+
 def _start(opts: VerifierOptions) -> tuple[Any, str]:
     """The cross-encoder training starts from, and the base its stored tensors are a delta over.
 
@@ -171,12 +184,7 @@ def _start(opts: VerifierOptions) -> tuple[Any, str]:
 
     if not opts.init:
         return new_cross_encoder(opts.base, opts.max_length, opts.seed), opts.base
-    folder = Path(opts.init).expanduser()
-    names = next(((w, m) for w, m in ((WEIGHTS, META), ("reranker.safetensors", "rag_reranker.json"))
-                  if (folder / w).is_file() and (folder / m).is_file()), None)
-    if names is None:
-        raise ConfigError(f"--init {opts.init}: no compact cross-encoder there (rag_reranker.json + "
-                          "reranker.safetensors, or a verifier's own files); e.g. --init rag/models/reranker")
+    folder, names = _init_files(opts.init)
     model, meta = load_compact(folder, opts.max_length, weights_name=names[0], meta_name=names[1])
     return model, str(meta["base"])
 
