@@ -387,9 +387,12 @@ def make_judge(config: LlmConfig, home: Path, method: str = "logprob", threshold
     if method not in METHODS:
         raise ConfigError(f"unknown judge method {method!r}; use one of {', '.join(METHODS)}")
     if method == "verifier":
-        from rag.query.verify_model import Verifier
+        from rag.core.errors import ModelLoadError
+        from rag.query.verify_model import get_verifier
 
-        loaded = Verifier(verifier or None)  # raises ModelLoadError with how to train it
+        loaded, why = get_verifier(verifier or None)  # loaded once per process
+        if loaded is None:
+            raise ModelLoadError(why or "no verifier")
         return VerifierJudge(LogprobJudge(client or JudgeClient(config, home), endpoint_label(config), threshold,
                                           retries), loaded)
     client = client or JudgeClient(config, home)

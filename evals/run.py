@@ -565,6 +565,12 @@ def _judge_factories(settings: Settings, home: Path, options: EvalOptions, share
         return shared() if judge_llm == settings.llm else JudgeClient(judge_llm, home)
 
     judge_factory = None
+    if options.judge and options.judge_method == "verifier":  # no weights: one clear error before any work
+        from rag.core.errors import ModelLoadError
+        from rag.query.verify_model import get_verifier
+
+        if get_verifier(settings.answer.verifier or None)[0] is None:
+            raise ModelLoadError(get_verifier(settings.answer.verifier or None)[1] or "no verifier")
     if options.judge:
         def judge_factory() -> Judge:
             return make_judge(judge_llm, home, options.judge_method, options.judge_threshold, client=client(),
