@@ -11,7 +11,9 @@ Deleted files are removed last. Before any change to the store the collection's 
 counter (manifest meta ``generation``) is bumped; the bm25 retriever's index is rebuilt from the
 store when it is not in step with it (fingerprint, file missing, damaged or in an old format):
 here for collections up to ``[bm25] rebuild_at_ingest_max_chunks`` (or any size when
-``[retrieval]`` uses bm25), else by the first bm25 search, so ingest costs what the change costs. Before each batch the free disk space is checked (the engine would die of SIGBUS
+``[retrieval]`` uses bm25), else by the first bm25 search, so ingest costs what the change costs.
+The entity graph's file (``[multihop] mode = "graph"``) is brought in step last: the changed
+files' chunks are read again (``rag.core.entity_graph``). Before each batch the free disk space is checked (the engine would die of SIGBUS
 on a full disk); a folder that cannot be read is reported and what the index has of it is kept.
 A rerun after a crash at any point redoes pending work and converges on the same store.
 """
@@ -33,6 +35,7 @@ from ingest.load import SUPPORTED_EXTENSIONS, load_document
 from ingest.lock import WriterLock
 from rag.core.manifest import FileRow, Manifest
 from rag.core.bm25 import GENERATION, sync_from_store
+from rag.core.entity_graph import graph_in_step, sync_graph
 from rag.core.config import Settings
 from rag.core.disk import ensure_free
 from rag.core.entities import ENTITIES, ENTITIES_VERSION, EXTRACTOR, entity_keys
@@ -381,6 +384,17 @@ class Ingestor:
         return sync_from_store(store, self.paths.bm25, self.analyzer, cfg.k1, cfg.b,
                                None if raw is None else int(raw))
 
+    def _sync_graph(self, store: VectorStore, manifest: Manifest) -> None:
+        """Bring the entity graph's file in step with the store ([multihop] mode = "graph"): the changed files' part."""
+        cfg = self.settings.multihop
+        count = store.count()
+        if cfg.mode != "graph" or count > cfg.graph_max_chunks:
+            return  # the first graph hop (``rag ask --multihop graph``) brings it in step
+        raw = manifest.get_meta(GENERATION)
+        generation = None if raw is None else int(raw)
+        if not graph_in_step(self.paths, generation, count):
+            sync_graph(store, self.paths, generation, count)
+
     def run_texts(self, documents: Iterable[tuple[str, str] | tuple[str, str, str]], scope: str) -> IngestReport:
         """Ingest in-memory ``(source, text[, title])`` documents; sources under ``scope`` not given are removed.
 
@@ -455,6 +469,7 @@ class Ingestor:
         flush_group()
         self._delete(deleted, manifest, store)
         rebuilt = self._sync_bm25(store)
+        self._sync_graph(store, manifest)
         total = store.count()
         index_min = self.settings.store.index_min_chunks
         if index_min and total >= index_min and (embedded or deleted or updated):

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ingest.pipeline import Ingestor
 from rag.core.config import Settings
 from rag.core.entities import ENTITIES, ENTITIES_VERSION, entity_keys
+from rag.core.entity_graph import (
+    ALIAS_MIN_WORDS, ALIAS_WEIGHT, GRAPH_FILE, MAX_DF_SHARE, MIN_MAX_DF, SUBJECT_WEIGHT, ChunkNames, GraphArrays,
+    build_edges, manifest_states, read_store, sync_graph,
+)
+from rag.core import entity_graph
+from rag.core.home import collection_paths
 from rag.core.records import ScoredChunk
 from rag.query.answer import Answerer
 from rag.core.store import StoredPoint
@@ -236,3 +244,191 @@ def test_graph_hop_is_skipped_above_its_size_limit(untitled_home: Path) -> None:
         small.close_searchers()
     assert evidence.hops == () and "graph_max_chunks = 3" in evidence.stopped
     assert any("graph hop was skipped" in n for n in evidence.notes)
+
+
+# -- the graph's file beside the collection --------------------------------------------------------
+
+
+def reference_edges(chunks: list[tuple[str, list[str]]]) -> list[tuple[str, str, float]]:
+    """The edge list as the graph was first defined, chunk by chunk (a dict in insertion order)."""
+    df: dict[str, int] = {}
+    for _, keys in chunks:
+        for key in set(keys):
+            df[key] = df.get(key, 0) + 1
+    max_df = max(MIN_MAX_DF, int(MAX_DF_SHARE * len(chunks)))
+    edges: dict[tuple[int, str], float] = {}
+    for r, (_, keys) in enumerate(chunks):
+        for j, key in enumerate(keys):
+            if df[key] <= max_df:
+                edges[(r, key)] = max(edges.get((r, key), 0.0), SUBJECT_WEIGHT if j == 0 else 1.0)
+            words = key.split()
+            for size in range(ALIAS_MIN_WORDS, len(words)):
+                for start in range(len(words) - size + 1):
+                    part = " ".join(words[start:start + size])
+                    if part in df and df[part] <= max_df and (r, part) not in edges:
+                        edges[(r, part)] = ALIAS_WEIGHT
+    return [(chunks[r][0], key, w) for (r, key), w in edges.items()]
+
+
+def edge_list(graph: GraphArrays) -> list[tuple[str, str, float]]:
+    return [(graph.ids[r], graph.vocab[c], w) for r, c, w in zip(graph.rows.tolist(), graph.cols.tolist(),
+                                                                  graph.weight.tolist())]
+
+
+def test_edges_are_those_of_the_chunk_by_chunk_definition_in_its_order() -> None:
+    rng = random.Random(7)
+    words = ["ada", "lovelace", "charles", "babbage", "analytical", "engine", "london", "grace", "hopper", "x1"]
+    for _ in range(40):
+        chunks = [(f"c{i:03d}", [" ".join(rng.choice(words) for _ in range(rng.randint(1, 4)))
+                                 for _ in range(rng.randint(0, 6))]) for i in range(rng.randint(0, 90))]
+        graph = build_edges(ChunkNames.of((cid, "", keys) for cid, keys in chunks))
+        assert edge_list(graph) == reference_edges(chunks)  # repeated names, aliases, common names: same order too
+        assert graph.vocab == sorted(graph.vocab)
+        firsts = [keys[0] if keys else None for _, keys in chunks]
+        assert [graph.vocab[c] if c >= 0 else None for c in graph.subject.tolist()] == \
+            [k if k in graph.vocab else None for k in firsts]
+
+
+@pytest.mark.parametrize("fresh_limit", [200, 0])  # new names' aliases found by scans, or all found again
+def test_names_merged_after_a_change_are_the_names_built_at_once(monkeypatch: pytest.MonkeyPatch,
+                                                                  fresh_limit: int) -> None:
+    monkeypatch.setattr(entity_graph, "FRESH_LIMIT", fresh_limit)
+    rng = random.Random(11)
+    words = ["ada", "lovelace", "charles", "babbage", "analytical", "engine", "london", "grace", "hopper", "x1", "ibm"]
+
+    def chunk(i: int, tag: str) -> tuple[str, str, list[str]]:
+        keys = [" ".join(rng.choice(words) for _ in range(rng.randint(1, 4))) for _ in range(rng.randint(0, 5))]
+        return f"{rng.random():.12f}-{tag}{i}", f"file{i % 7}", keys
+
+    for trial in range(30):
+        before = sorted((chunk(i, "a") for i in range(rng.randint(0, 60))), key=lambda c: c[0])
+        kept = ChunkNames.of(before)
+        stay = np.array(sorted(rng.sample(range(len(before)), rng.randint(0, len(before)))), dtype=np.int64)
+        added = sorted((chunk(i, "b") for i in range(rng.randint(0, 20))), key=lambda c: c[0])
+        merged = entity_graph._merge(kept.take(stay), ChunkNames.of(added), {})
+        at_once = ChunkNames.of(sorted([before[i] for i in stay.tolist()] + added, key=lambda c: c[0]))
+        assert merged is not None and merged.ids == at_once.ids and merged.names == at_once.names, trial
+        assert np.array_equal(merged.flat, at_once.flat) and np.array_equal(merged.ptr, at_once.ptr)
+        assert np.array_equal(merged.alias_ptr, at_once.alias_ptr) and np.array_equal(merged.alias, at_once.alias)
+        assert build_edges(merged).same(build_edges(at_once))
+        assert [merged.sources[j] for j in merged.source.tolist()] == [at_once.sources[j] for j in at_once.source.tolist()]
+    twice = ChunkNames.of([("x", "f", ["a b"])])
+    assert entity_graph._merge(twice, twice, {}) is None  # an id in both: unsure, so the store is read
+
+
+def _aliases_of(graph: GraphArrays) -> set[tuple[int, int]]:
+    """(name, alias) column pairs: a chunk linked with the full weight to the first and ALIAS_WEIGHT to the second."""
+    by_chunk: dict[int, dict[int, float]] = {}
+    for r, c, w in zip(graph.rows.tolist(), graph.cols.tolist(), graph.weight.tolist()):
+        by_chunk.setdefault(r, {})[c] = w
+    return {(c, a) for links in by_chunk.values() for c, w in links.items() if w >= 1 for a, v in links.items()
+            if v == ALIAS_WEIGHT and f" {graph.vocab[a]} " in f" {graph.vocab[c]} "}
+
+
+def _store_graph(searcher: Searcher) -> GraphArrays:
+    paths = searcher.ctx.paths
+    return build_edges(read_store(searcher.ctx.store, manifest_states(paths.manifest)))
+
+
+def _sync(searcher: Searcher) -> tuple[GraphArrays, str]:
+    return sync_graph(searcher.ctx.store, searcher.ctx.paths, searcher.ctx.generation())
+
+
+BABBAGE = {
+    "a.txt": "Ada Lovelace worked with Charles Babbage on the Analytical Engine.",
+    "b.txt": "Charles Babbage designed the Difference Engine in London.",
+    "c.txt": "Grace Hopper wrote the first compiler. Grace Hopper Jr was not her son.",
+    "d.txt": "The Analytical Engine was never built in London.",
+}
+MORE = {f"more{i}.txt": f"Note {i}: the Science Museum in London shows part {i} of the Difference Engine."
+        for i in range(6)}  # so that changing three files is a change to a few of them
+
+
+def test_graph_file_is_kept_in_step_file_by_file(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    docs, home = tmp_path / "docs", tmp_path / "home"
+    for name, text in {**BABBAGE, **MORE}.items():
+        write(docs / name, text)
+    Ingestor(Settings(), home, embedder=embedder).run([docs])
+    path = collection_paths(home, "default").root / GRAPH_FILE
+    assert path.exists()  # the ingest wrote it ([multihop] mode = "graph", the default)
+    searcher = Searcher(Settings(), home, rerank=False)
+    try:
+        loaded, how = _sync(searcher)
+        assert how == "loaded" and loaded.same(_store_graph(searcher))
+
+        # one file changed (new names, one of them inside another file's name), one deleted, one added;
+        # the ingest leaves the file alone ("off"), so the next use updates it
+        write(docs / "c.txt", "Grace Hopper met Ada Lovelace's biographers in Harvard. Harvard Mark I ran there.")
+        (docs / "b.txt").unlink()
+        write(docs / "e.txt", "Babbage would have liked it: the Harvard Mark I was built by IBM.")
+        Ingestor(Settings.model_validate({"multihop": {"mode": "off"}}), home, embedder=embedder).run([docs])
+        updated, how = _sync(searcher)
+        assert how == "updated"
+        store = _store_graph(searcher)
+        assert updated.same(store) and edge_list(updated) == edge_list(store)
+        assert {"harvard mark i", "babbage"} <= set(updated.vocab) and "grace hopper jr" not in updated.vocab
+        # 'babbage', a new name, is now an alias inside a name that was there before
+        pairs = {(updated.vocab[c], updated.vocab[a]) for c, a in _aliases_of(updated)}
+        assert ("charles babbage on the analytical engine", "babbage") in pairs
+        assert _sync(searcher)[1] == "loaded"  # written back at the new change counter
+
+        write(docs / "d.txt", "The Analytical Engine was designed by Charles Babbage.")
+        Ingestor(Settings(), home, embedder=embedder).run([docs])  # the ingest updates it itself
+        again, how = _sync(searcher)
+        assert how == "loaded" and again.same(_store_graph(searcher))
+        graph = searcher.entity_graph()
+        assert graph is not None and graph.ids == tuple(again.ids) and np.array_equal(graph.cols, again.cols)
+    finally:
+        searcher.close()
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "flipped", "empty", "array", "other format"])
+def test_a_damaged_graph_file_is_rebuilt_from_the_store(tmp_path: Path, embedder, damage: str) -> None:  # type: ignore[no-untyped-def]
+    for name, text in BABBAGE.items():
+        write(tmp_path / "docs" / name, text)
+    Ingestor(Settings(), tmp_path / "home", embedder=embedder).run([tmp_path / "docs"])
+    path = collection_paths(tmp_path / "home", "default").root / GRAPH_FILE
+    data = path.read_bytes()
+    if damage == "garbage":
+        path.write_bytes(b"not a graph at all")
+    elif damage == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    elif damage == "flipped":  # inside the names the graph is read with: the archive's checksum no longer matches
+        at = data.rindex(b"babbage")
+        path.write_bytes(data[:at] + b"X" + data[at + 1:])
+    elif damage == "empty":
+        path.write_bytes(b"")
+    elif damage == "array":
+        np.save(path.open("wb"), np.arange(3))
+    else:
+        path.write_bytes(data.replace(b'"format": 1', b'"format": 9'))
+    searcher = Searcher(Settings(), tmp_path / "home", rerank=False)
+    try:
+        rebuilt, how = _sync(searcher)
+        assert how == "built" and rebuilt.same(_store_graph(searcher))
+        assert _sync(searcher)[1] == "loaded"  # and written back whole
+        assert searcher.entity_graph() is not None
+    finally:
+        searcher.close()
+
+
+@pytest.mark.slow
+def test_kill9_while_the_graph_file_is_written_leaves_a_whole_file(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    from tests.test_crash import crash_run
+
+    docs, home = tmp_path / "docs", tmp_path / "home"
+    for name, text in BABBAGE.items():
+        write(docs / name, text)
+    Ingestor(Settings(), home, embedder=embedder).run([docs])
+    path = collection_paths(home, "default").root / GRAPH_FILE
+    before = path.read_bytes()
+    write(docs / "a.txt", "Luigi Menabrea published the notes of Ada Lovelace.")
+    crash_run(home, docs, Settings(), "graph_written")  # killed after the new file is written, before its rename
+    assert path.read_bytes() == before and list(path.parent.glob(f".{GRAPH_FILE}.*.tmp"))
+    searcher = Searcher(Settings(), home, rerank=False)
+    try:
+        graph, how = _sync(searcher)  # the old file is whole and older than the store: updated
+        assert how == "updated" and graph.same(_store_graph(searcher)) and "luigi menabrea" in graph.vocab
+        assert not list(path.parent.glob(f".{GRAPH_FILE}.*.tmp"))  # the dead writer's file is gone
+    finally:
+        searcher.close()

@@ -6,7 +6,9 @@ chunk links to every name it mentions (its first name, most often what it is abo
 ``SUBJECT_WEIGHT``), and to the shorter names inside its own longer ones that chunks mention
 ('shirley temple' inside 'shirley temple black', ``ALIAS_WEIGHT``), so two spellings of one name
 still meet. Names in more than ``MAX_DF_SHARE`` of the chunks (at least ``MIN_MAX_DF``) are left
-out: they link everything to everything.
+out: they link everything to everything. The weights are ``rag.core.entity_graph``'s, which
+builds the edge list and keeps it on disk beside the collection (loaded as it is while the
+collection is unchanged; after a change only the changed files' chunks are read again).
 
 The walk is Personalized PageRank (HippoRAG, NeurIPS 2024): it restarts at the question's best
 first-hop passages (weighted by their scores) and at the names the question mentions, and steps
@@ -23,18 +25,16 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from rag.core.entities import ENTITIES, ENTITIES_VERSION, EXTRACTOR, entity_keys, norm
-from rag.core.records import indexed_text
+from rag.core.entities import entity_keys, norm
+from rag.core.entity_graph import ChunkNames, GraphArrays, build_edges, stored_keys, sync_graph
+from rag.core.home import CollectionPaths
 
-SUBJECT_WEIGHT = 8.0  # a chunk's first name (its subject, most often) against 1 for the others
-ALIAS_WEIGHT = 0.5  # a shorter name inside one of the chunk's own names
-MAX_DF_SHARE = 0.01  # names in more chunks than this share are left out ...
-MIN_MAX_DF = 20  # ... but never below this many chunks
+__all__ = ["EntityGraph", "GraphCache", "GraphWalk", "stored_keys"]
+
 DAMPING = 0.5  # chance per step that the walk goes on rather than restarting (HippoRAG's)
 STEPS = 12
 QUESTION_SHARE = 0.0  # of the restart mass on the question's names (when it names any)
 QUESTION_NAME_STEP = 0.0  # how much a step through a name the question holds counts (0: the walk avoids them)
-ALIAS_MIN_WORDS = 1  # the shortest name inside a longer one that counts as an alias
 MAX_NGRAM = 6  # longest name looked for in the question, in words
 VIA = 3  # names shown per passage in --explain
 
@@ -69,41 +69,21 @@ class EntityGraph:
     @classmethod
     def build(cls, chunks: Iterable[tuple[str, Sequence[str]]], generation: int | None = None) -> "EntityGraph":
         """The graph of ``(chunk id, its names in order)`` pairs."""
-        ids: list[str] = []
-        names: list[Sequence[str]] = []
-        df: dict[str, int] = {}
-        for cid, keys in chunks:
-            ids.append(cid)
-            names.append(keys)
-            for key in set(keys):
-                df[key] = df.get(key, 0) + 1
-        n = len(ids)
-        max_df = max(MIN_MAX_DF, int(MAX_DF_SHARE * n))
-        edges: dict[tuple[int, str], float] = {}
-        for r, keys in enumerate(names):
-            for j, key in enumerate(keys):
-                if df[key] <= max_df:
-                    edges[(r, key)] = max(edges.get((r, key), 0.0), SUBJECT_WEIGHT if j == 0 else 1.0)
-                words = key.split()
-                for size in range(ALIAS_MIN_WORDS, len(words)):  # the shorter names inside this one that chunks mention
-                    for start in range(len(words) - size + 1):
-                        part = " ".join(words[start:start + size])
-                        if part in df and df[part] <= max_df and (r, part) not in edges:
-                            edges[(r, part)] = ALIAS_WEIGHT
-        vocab = sorted({key for _, key in edges})
-        col = {key: i for i, key in enumerate(vocab)}
-        rows = np.fromiter((r for r, _ in edges), dtype=np.int64, count=len(edges))
-        cols = np.fromiter((col[k] for _, k in edges), dtype=np.int64, count=len(edges))
-        weight = np.fromiter(edges.values(), dtype=np.float64, count=len(edges))
-        linked = np.bincount(cols, minlength=len(vocab)).astype(np.float64)  # chunks per name, aliases included
+        return cls.of(build_edges(ChunkNames.of((cid, "", keys) for cid, keys in chunks)), generation)
+
+    @classmethod
+    def of(cls, arrays: GraphArrays, generation: int | None = None) -> "EntityGraph":
+        """The graph of an edge list (``rag.core.entity_graph``), with the walk's step probabilities."""
+        n, rows, cols, weight = len(arrays.ids), arrays.rows, arrays.cols, arrays.weight
+        linked = np.bincount(cols, minlength=len(arrays.vocab)).astype(np.float64)  # chunks per name, aliases included
         idf = np.log(1.0 + n / np.maximum(linked, 1.0))
-        forward = weight * idf[cols] if len(edges) else weight
-        forward = forward / np.maximum(np.bincount(rows, weights=forward, minlength=n), 1e-12)[rows] if len(edges) else forward
-        backward = weight / np.maximum(np.bincount(cols, weights=weight, minlength=len(vocab)), 1e-12)[cols] \
-            if len(edges) else weight
-        subject = np.array([col.get(keys[0], -1) if keys else -1 for keys in names], dtype=np.int64)
-        return cls(tuple(ids), tuple(vocab), {cid: i for i, cid in enumerate(ids)}, col, rows, cols, forward,
-                   backward, idf, subject, generation)
+        forward = weight * idf[cols] if len(rows) else weight
+        forward = forward / np.maximum(np.bincount(rows, weights=forward, minlength=n), 1e-12)[rows] if len(rows) else forward
+        backward = weight / np.maximum(np.bincount(cols, weights=weight, minlength=len(arrays.vocab)), 1e-12)[cols] \
+            if len(rows) else weight
+        return cls(tuple(arrays.ids), tuple(arrays.vocab), {cid: i for i, cid in enumerate(arrays.ids)},
+                   {key: i for i, key in enumerate(arrays.vocab)}, rows, cols, forward, backward, idf, arrays.subject,
+                   generation)
 
     @property
     def edges(self) -> int:
@@ -181,10 +161,9 @@ class EntityGraph:
         carrying: set[int] = set()
         seed_rows = {self.row[c] for c in seeds if c in self.row}
         by_row: dict[int, list[int]] = {}
-        wanted = set(order) | seed_rows
-        for r, c in zip(self.rows.tolist(), self.cols.tolist()):
-            if r in wanted:
-                by_row.setdefault(r, []).append(c)
+        near = np.isin(self.rows, np.fromiter(set(order) | seed_rows, dtype=np.int64))
+        for r, c in zip(self.rows[near].tolist(), self.cols[near].tolist()):
+            by_row.setdefault(r, []).append(c)
         for r in seed_rows:
             carrying.update(by_row.get(r, ()))
         carrying -= {self.col[k] for k in blocked}
@@ -196,34 +175,36 @@ class EntityGraph:
         return via
 
 
-def stored_keys(payload: Mapping[str, Any]) -> list[str]:
-    """A chunk's names: those the ingest stored, or extracted now (older chunks, another extractor)."""
-    keys = payload.get(ENTITIES)
-    if isinstance(keys, list) and payload.get(ENTITIES_VERSION) == EXTRACTOR:
-        return [str(k) for k in keys]
-    return entity_keys(indexed_text(str(payload.get("text", "")), str(payload.get("context") or "")))
-
-
 class GraphCache:
-    """One collection's graph, built from its store on first use and again after every change.
+    """One collection's graph: from its file beside the collection, kept in step with every change.
 
-    The collection's change counter (the manifest's ``generation``, bumped by every ingest) says
-    when the graph is stale; without one, the chunk count does.
+    The collection's change counter (the manifest's ``generation``, bumped by every ingest) and
+    chunk count say when the graph in memory is stale; then the file is loaded, or updated with
+    the files that changed (``rag.core.entity_graph``). A collection with no manifest (a store
+    opened by itself) gets its graph built from the store, in memory only.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, paths: CollectionPaths | None = None) -> None:
         self._lock = threading.Lock()
+        self._paths = paths
         self._graph: EntityGraph | None = None
         self._stamp: tuple[int | None, int] | None = None
 
     def get(self, store: Any, generation: int | None, max_chunks: int) -> EntityGraph | None:
-        """The graph, rebuilt if the collection changed; None above ``max_chunks`` chunks (nothing is built)."""
+        """The graph, brought in step if the collection changed; None above ``max_chunks`` chunks (nothing is read)."""
         with self._lock:
             stamp = (generation, store.count())
             if stamp[1] > max_chunks:
                 return None
             if self._graph is None or stamp != self._stamp:
-                self._graph = EntityGraph.build(((cid, stored_keys(p)) for cid, p in store.scroll(with_payload=True)),
-                                                generation)
+                self._graph = EntityGraph.of(self._arrays(store, generation, stamp[1]), generation)
                 self._stamp = stamp
             return self._graph
+
+    def _arrays(self, store: Any, generation: int | None, count: int) -> GraphArrays:
+        if self._paths is not None and self._paths.manifest.exists():
+            # a file that cannot be written (a full disk, a read-only home) costs the next process a rebuild only
+            return sync_graph(store, self._paths, generation, count, must_write=False)[0]
+        chunks = sorted(((cid, str(p.get("source", "")), stored_keys(p)) for cid, p in store.scroll(with_payload=True)),
+                        key=lambda c: c[0])
+        return build_edges(ChunkNames.of(chunks))

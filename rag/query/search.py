@@ -77,7 +77,7 @@ class Searcher:
             for f in discover_retrievers()[1]
         ]
         self._reranker: Any = None
-        self._graphs = GraphCache()
+        self._graphs = GraphCache(self.ctx.paths)
         if self.use_rerank:
             from rag.query.rerank import get_reranker
 
@@ -95,7 +95,7 @@ class Searcher:
             self._reranker = wrap_reranker(self._reranker)
 
     def entity_graph(self) -> EntityGraph | None:
-        """The collection's entity graph (``[multihop] mode = "graph"``), built on first use and after a change.
+        """The collection's entity graph (``[multihop] mode = "graph"``): from its file, kept in step with every change.
 
         None when the collection holds more than ``[multihop] graph_max_chunks`` chunks.
         """
