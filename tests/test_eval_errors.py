@@ -135,7 +135,9 @@ class Progress:
 def test_a_run_with_failing_questions_finishes_and_a_rerun_retries_only_those(
         tmp_path: Path, docs: Path, rag_home: Path, embedder: Any, endpoint: FakeEndpoint) -> None:  # fmt: skip
     settings = Settings.model_validate({
-        "chunking": {"chunk_size": 300, "chunk_overlap": 50}, "answer": {"k": 2},
+        # checker llm: the fake endpoint's fixed answer is judged by the same endpoint (the verifier would
+        # judge it against the real passages and may withdraw it, which is not what this test is about)
+        "chunking": {"chunk_size": 300, "chunk_overlap": 50}, "answer": {"k": 2, "checker": "llm"},
         "llm": {"base_url": endpoint.url, "model": "fake", "timeout_s": 300},
         "eval": {"llm_timeout_s": TIMEOUT_S},
     })
@@ -166,7 +168,7 @@ def test_a_run_with_failing_questions_finishes_and_a_rerun_retries_only_those(
     assert summary.as_dict()["errors_by_kind"] == {"endpoint": 1, "timeout": 1}
 
     (rag_home / "config.toml").write_text(  # the same settings, for the command line
-        f'[chunking]\nchunk_size = 300\nchunk_overlap = 50\n[answer]\nk = 2\n'
+        f'[chunking]\nchunk_size = 300\nchunk_overlap = 50\n[answer]\nk = 2\nchecker = "llm"\n'
         f'[llm]\nbase_url = "{endpoint.url}"\nmodel = "fake"\n[eval]\nllm_timeout_s = {TIMEOUT_S}\n', encoding="utf-8")
     cli = CliRunner().invoke(main, ["--home", str(rag_home), "eval", "run", str(suite), "--no-rerank", "--depth", "3",
                                     "--json"], catch_exceptions=False)
