@@ -569,8 +569,9 @@ def _judge_factories(settings: Settings, home: Path, options: EvalOptions, share
         from rag.core.errors import ModelLoadError
         from rag.query.verify_model import get_verifier
 
-        if get_verifier(settings.answer.verifier or None)[0] is None:
-            raise ModelLoadError(get_verifier(settings.answer.verifier or None)[1] or "no verifier")
+        loaded, why = get_verifier(settings.answer.verifier or None)
+        if loaded is None:
+            raise ModelLoadError(why or "no verifier")
     if options.judge:
         def judge_factory() -> Judge:
             return make_judge(judge_llm, home, options.judge_method, options.judge_threshold, client=client(),

@@ -10,22 +10,19 @@ verifier (rag.query.verify_model) with one cross-encoder pass per source window 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Protocol, Sequence
 
 from rag.core.config import AnswerConfig
 from rag.core.errors import ModelLoadError
 from rag.core.llm import Llm
+from rag.query.cite import strip_markers
 from rag.query.prompt import support_prompt, verify_messages
 from rag.query.verify_model import Verifier, answer_claim, get_verifier
 
-_MARKERS = re.compile(r"\s*\[\d+(?:\s*[,;]\s*\d+)*\]")
-
-
 def plain(text: str) -> str:
-    """``text`` without its ``[n]`` citation markers (the verifier reads claims as they were trained)."""
-    return " ".join(_MARKERS.sub("", text).split())
+    """``text`` without its ``[n]`` citation markers, spaces normalised (the verifier reads claims as trained)."""
+    return " ".join(strip_markers(text).split())
 
 
 class Checker(Protocol):
