@@ -368,10 +368,13 @@ class Ingestor:
         cfg = self.settings.retrieval
         return cfg.retriever == "bm25" or (cfg.retriever == "hybrid" and "bm25" in cfg.hybrid)
 
-    def _sync_bm25(self, store: VectorStore, force: bool = False) -> bool:
-        """Bring the bm25 index in step with the store now, if this collection's size says so (``force``: always)."""
+    def _sync_bm25(self, store: VectorStore, force: bool = False, total: int | None = None) -> bool:
+        """Bring the bm25 index in step with the store now, if this collection's size says so (``force``: always).
+
+        ``total``: the store's count when the caller has it.
+        """
         cfg = self.settings.bm25
-        total = store.count()
+        total = store.count() if total is None else total
         if total > cfg.max_chunks:
             return False  # the bm25 retriever refuses such a collection and names sparse
         if not force and total > cfg.rebuild_at_ingest_max_chunks and not self.bm25_in_use():
@@ -384,10 +387,9 @@ class Ingestor:
         return sync_from_store(store, self.paths.bm25, self.analyzer, cfg.k1, cfg.b,
                                None if raw is None else int(raw))
 
-    def _sync_graph(self, store: VectorStore, manifest: Manifest) -> None:
+    def _sync_graph(self, store: VectorStore, manifest: Manifest, count: int) -> None:
         """Bring the entity graph's file in step with the store ([multihop] mode = "graph"): the changed files' part."""
         cfg = self.settings.multihop
-        count = store.count()
         if cfg.mode != "graph" or count > cfg.graph_max_chunks:
             return  # the first graph hop (``rag ask --multihop graph``) brings it in step
         raw = manifest.get_meta(GENERATION)
@@ -468,9 +470,9 @@ class Ingestor:
                 flush_group()
         flush_group()
         self._delete(deleted, manifest, store)
-        rebuilt = self._sync_bm25(store)
-        self._sync_graph(store, manifest)
         total = store.count()
+        rebuilt = self._sync_bm25(store, total=total)
+        self._sync_graph(store, manifest, total)
         index_min = self.settings.store.index_min_chunks
         if index_min and total >= index_min and (embedded or deleted or updated):
             store.optimize()  # the embedded engine's HNSW (and int8) index; a server indexes on its own
