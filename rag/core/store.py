@@ -457,8 +457,12 @@ class ServerStore:
         }
 
     def create(self, dimensions: int) -> None:
-        """Create the collection with the project schema."""
-        self._call(self.client.create_collection, self.name, **self.create_request(dimensions))
+        """Create the collection with the project schema (another writer may have created it a moment before)."""
+        try:
+            self._call(self.client.create_collection, self.name, **self.create_request(dimensions))
+        except StoreError:
+            if not self.exists():  # two writers starting at once: the one that lost the race uses the collection
+                raise
         for name in INDEXED_FIELDS:
             self._call(self.client.create_payload_index, self.name, name, self._models.PayloadSchemaType.KEYWORD)
 
