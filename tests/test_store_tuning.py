@@ -28,7 +28,7 @@ from rag.core.store import (
     StoredPoint,
     open_store,
 )
-from rag.core.store_tuning import edge_config, search_params, server_drift
+from rag.core.store_tuning import edge_config, payload_index_drift, search_params, server_drift
 
 LARGE: dict[str, object] = {
     "hnsw_m": 32, "hnsw_ef_construct": 200, "hnsw_ef": 128, "on_disk_vectors": True, "on_disk_payload": True,
@@ -252,3 +252,132 @@ def test_server_store_opens_an_existing_collection_with_new_settings() -> None:
                                     on_disk_vectors=True), first.name.removeprefix("rag_"))
     assert again.count() == 10
     first.drop()
+
+
+# -- what opening a collection reads into RAM: the sparse index and the payload indexes ----------------
+
+ON_DISK_INDEXES: dict[str, object] = {"sparse_index_on_disk": True, "payload_index_on_disk": True}
+
+
+def _edge_payload_placement(path: Path) -> dict[str, bool | None]:
+    shard = qe.EdgeShard.load(str(path))
+    try:
+        return {name: info.params.on_disk if info.params is not None else None
+                for name, info in shard.info().payload_schema.items()}
+    finally:
+        shard.close()
+
+
+def _sparse_index_types(path: Path) -> set[str]:
+    return {json.loads(p.read_text())["config"]["sparse_vector_data"][SPARSE]["index"]["index_type"]
+            for p in (path / "segments").glob("*/segment.json")}
+
+
+def _indexed_edge(path: Path, config: StoreConfig) -> tuple[np.ndarray, EdgeStore]:
+    """A collection of 3,000 points with its segments built (an indexing threshold low enough for a test)."""
+    ours = edge_config(config, qe, DENSE, SPARSE, 16)
+    qe.EdgeShard.create(str(path), qe.EdgeConfig(
+        vectors=ours.vectors, sparse_vectors=ours.sparse_vectors,
+        optimizers=qe.EdgeOptimizersConfig(indexing_threshold=1))).close()
+    store = EdgeStore(path, config)
+    vectors, points = _points(3000, 16, seed=3)
+    store.upsert([StoredPoint(p.id, p.dense, [i % 50, 50 + i % 7], [1.0, 0.5], p.payload) for i, p in enumerate(points)])
+    store.optimize()
+    return vectors, store
+
+
+def test_edge_indexes_on_disk_are_created_so_and_search_the_same(tmp_path: Path) -> None:
+    """With both settings the engine memory-maps the sparse index and the payload indexes; every search
+    (dense, sparse, filtered by source) returns what the default collection returns."""
+    vectors, mapped = _indexed_edge(tmp_path / "mapped", StoreConfig(**ON_DISK_INDEXES))
+    _, default = _indexed_edge(tmp_path / "default", StoreConfig())
+    for store in (mapped, default):  # the payload indexes are made by create(); here by hand, as create() would
+        for name in ("source", "file_type", "origin"):
+            store.shard.update(qe.UpdateOperation.create_field_index(name, store._keyword_schema()))
+    # the built segments' sparse index (the appendable segment that takes new points is always in RAM)
+    assert _sparse_index_types(tmp_path / "mapped") - {"MutableRam"} == {"Mmap"}
+    assert _sparse_index_types(tmp_path / "default") - {"MutableRam"} == {"ImmutableRam"}
+    assert json.loads((tmp_path / "mapped" / "edge_config.json").read_text())["sparse_vectors"][SPARSE]["on_disk"] is True
+    source = {"source": "/d/3.txt"}
+    for q in (0, 17, 2999):
+        for search in (lambda s: s.search_dense(vectors[q].tolist(), 8),
+                       lambda s: s.search_sparse([q % 50, 50 + q % 7], [1.0, 1.0], 8),
+                       lambda s: s.search_dense(vectors[q].tolist(), 5, match=source)):
+            assert [(h.id, round(h.score, 5)) for h in search(mapped)] == [(h.id, round(h.score, 5)) for h in search(default)]
+    mapped.close()
+    default.close()
+    assert _edge_payload_placement(tmp_path / "mapped") == {"source": True, "file_type": True, "origin": True}
+    assert _edge_payload_placement(tmp_path / "default") == {"source": None, "file_type": None, "origin": None}
+
+
+def test_edge_create_puts_the_payload_indexes_on_disk(tmp_path: Path) -> None:
+    store = EdgeStore(tmp_path / "qdrant", StoreConfig(payload_index_on_disk=True))
+    store.create(8)
+    store.close()
+    assert _edge_payload_placement(tmp_path / "qdrant") == {"source": True, "file_type": True, "origin": True}
+
+
+def test_edge_existing_collection_moves_its_indexes_in_place(tmp_path: Path) -> None:
+    """A collection made without the settings: reopened with them, its payload indexes are rebuilt on disk at
+    once and its sparse index at the next index build; reopened with them off, both come back to RAM."""
+    path = tmp_path / "qdrant"
+    vectors, store = _indexed_edge(path, StoreConfig())
+    for name in ("source", "file_type", "origin"):
+        store.shard.update(qe.UpdateOperation.create_field_index(name, store._keyword_schema()))
+    assert _sparse_index_types(path) - {"MutableRam"} == {"ImmutableRam"}
+
+    def found(s: EdgeStore) -> list[object]:
+        return [[(h.id, round(h.score, 5)) for h in hits] for hits in (
+            s.search_dense(vectors[5].tolist(), 50, match={"source": "/d/2.txt"}),
+            s.search_sparse([5, 55], [1.0, 1.0], 20))]
+
+    expected = found(store)
+    store.close()
+    moved = EdgeStore(path, StoreConfig(**ON_DISK_INDEXES))
+    assert found(moved) == expected and len(expected[0]) == 50
+    moved.optimize()
+    assert found(moved) == expected
+    moved.close()
+    assert _sparse_index_types(path) - {"MutableRam"} == {"Mmap"}
+    assert _edge_payload_placement(path) == {"source": True, "file_type": True, "origin": True}
+    assert json.loads((path / "edge_config.json").read_text())["sparse_vectors"][SPARSE]["on_disk"] is True
+
+    back = EdgeStore(path, StoreConfig(sparse_index_on_disk=False, payload_index_on_disk=False))
+    back.optimize()
+    assert found(back) == expected and back.count() == 3000
+    back.close()
+    assert _sparse_index_types(path) - {"MutableRam"} == {"ImmutableRam"}
+    assert _edge_payload_placement(path) == {"source": False, "file_type": False, "origin": False}
+
+
+def test_server_indexes_on_disk_in_the_request_and_in_place() -> None:
+    store = _server("indexes", **ON_DISK_INDEXES)
+    request = store.create_request(8)
+    assert request["sparse_vectors_config"] == {SPARSE: models.SparseVectorParams(
+        modifier=models.Modifier.IDF, index=models.SparseIndexParams(on_disk=True))}
+    assert store._keyword_schema() == models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, on_disk=True)
+    store.create(8)  # local mode takes the on-disk keyword params (it warns that it ignores payload indexes)
+    store.upsert(_points(10, 8)[1])
+    info = store.client.get_collection(store.name)
+    assert info.config.params.sparse_vectors[SPARSE].index.on_disk is True
+    # reopened with the sparse index in RAM: updated in place (the modifier kept)
+    again = ServerStore(StoreConfig(backend="qdrant", url=":memory:", sparse_index_on_disk=False),
+                        store.name.removeprefix("rag_"))
+    assert again.count() == 10
+    sparse = store.client.get_collection(store.name).config.params.sparse_vectors[SPARSE]
+    assert sparse.index.on_disk is False and sparse.modifier == models.Modifier.IDF
+    store.drop()
+
+
+def test_server_payload_indexes_that_differ_are_named() -> None:
+    """What a server reports for each payload index decides which are rebuilt (local mode reports none)."""
+    def reported(on_disk: bool | None) -> models.PayloadIndexInfo:
+        params = None if on_disk is None else models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, on_disk=on_disk)
+        return models.PayloadIndexInfo(data_type=models.PayloadSchemaType.KEYWORD, params=params, points=0)
+
+    schema = {"source": reported(None), "file_type": reported(True), "origin": reported(False)}
+    fields = ("source", "file_type", "origin")
+    assert payload_index_drift(StoreConfig(payload_index_on_disk=True), schema, fields) == ("source", "origin")
+    assert payload_index_drift(StoreConfig(payload_index_on_disk=False), schema, fields) == ("file_type",)
+    assert payload_index_drift(StoreConfig(), schema, fields) == ()
+    assert payload_index_drift(StoreConfig(payload_index_on_disk=True), {}, fields) == ()

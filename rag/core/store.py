@@ -28,9 +28,12 @@ from rag.core.store_tuning import (
     edge_config,
     edge_drift,
     fixed_error,
+    keyword_schema,
+    payload_index_drift,
     search_params,
     server_collection_options,
     server_drift,
+    server_sparse_params,
 )
 
 DENSE = "dense"
@@ -146,6 +149,7 @@ class EdgeStore:
         self._shard: Any = None
         if self.exists():
             self._shard = self._load()
+            self._apply_payload_indexes()
 
     def _damaged(self, exc: BaseException) -> StoreError:
         text = str(exc)
@@ -199,7 +203,7 @@ class EdgeStore:
             dimensions = int(stored["vectors"][DENSE]["size"])
         except (OSError, ValueError, KeyError, TypeError):
             return None  # no readable config: open as it is; a damaged store is reported by the engine
-        drift = edge_drift(self.config, stored, DENSE)
+        drift = edge_drift(self.config, stored, DENSE, SPARSE)
         if drift.fixed:
             raise fixed_error(self.path.parent.name, str(self.path), drift.fixed, f"delete the folder {self.path}")
         if not drift.changes:
@@ -219,8 +223,21 @@ class EdgeStore:
         self._shard = qe.EdgeShard.create(str(self.path), config)
         _OPEN_SHARDS[str(self.path.resolve())] = [self._shard, 1]
         for name in INDEXED_FIELDS:
-            self._shard.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Keyword))
+            self._shard.update(qe.UpdateOperation.create_field_index(name, self._keyword_schema()))
         self._shard.flush()
+
+    def _keyword_schema(self) -> Any:
+        return keyword_schema(self.config, self._qe.PayloadSchemaType.Keyword, self._qe.KeywordIndexParams)
+
+    def _apply_payload_indexes(self) -> None:
+        """Rebuild the payload indexes whose placement differs from ``[store] payload_index_on_disk``."""
+        if self.config.payload_index_on_disk is None:
+            return
+        qe = self._qe
+        info = self._engine(self._shard.info)
+        for name in payload_index_drift(self.config, info.payload_schema, INDEXED_FIELDS):
+            self._engine(self._shard.update, qe.UpdateOperation.delete_field_index(name))
+            self._engine(self._shard.update, qe.UpdateOperation.create_field_index(name, self._keyword_schema()))
 
     @property
     def shard(self) -> Any:
@@ -434,12 +451,19 @@ class ServerStore:
         if not self._call(self.client.collection_exists, self.name):
             return
         info = self._call(self.client.get_collection, self.name)
-        drift = server_drift(self.config, info, self._models, DENSE)
+        drift = server_drift(self.config, info, self._models, DENSE, SPARSE)
         if drift.fixed:
             raise fixed_error(self.name, self._url, drift.fixed,
                               f"delete it on the server (DELETE {self._url}/collections/{self.name})")
         if drift.update:
             self._call(self.client.update_collection, self.name, **drift.update)
+        for name in payload_index_drift(self.config, info.payload_schema or {}, INDEXED_FIELDS):
+            self._call(self.client.delete_payload_index, self.name, name)
+            self._call(self.client.create_payload_index, self.name, name, self._keyword_schema())
+
+    def _keyword_schema(self) -> Any:
+        m = self._models
+        return keyword_schema(self.config, m.PayloadSchemaType.KEYWORD, m.KeywordIndexParams, type=m.KeywordIndexType.KEYWORD)
 
     def exists(self) -> bool:
         """Whether the collection exists on the server."""
@@ -452,7 +476,7 @@ class ServerStore:
             "vectors_config": {
                 DENSE: m.VectorParams(size=dimensions, distance=m.Distance.COSINE, on_disk=self.config.on_disk_vectors)
             },
-            "sparse_vectors_config": {SPARSE: m.SparseVectorParams(modifier=m.Modifier.IDF)},
+            "sparse_vectors_config": {SPARSE: server_sparse_params(self.config, m)},
             **server_collection_options(self.config, m),
         }
 
@@ -464,7 +488,7 @@ class ServerStore:
             if not self.exists():  # two writers starting at once: the one that lost the race uses the collection
                 raise
         for name in INDEXED_FIELDS:
-            self._call(self.client.create_payload_index, self.name, name, self._models.PayloadSchemaType.KEYWORD)
+            self._call(self.client.create_payload_index, self.name, name, self._keyword_schema())
 
     def _filter(self, match: Match | None, must_not: Match | None = None) -> Any:
         m = self._models

@@ -26,6 +26,8 @@ HNSW_EF_CONSTRUCT = 100
 HNSW_FULL_SCAN_THRESHOLD = 10_000
 ON_DISK_VECTORS = False
 ON_DISK_PAYLOAD = True  # measured: the embedded engine memory-maps payloads when nothing is said
+SPARSE_INDEX_ON_DISK = False  # both engines read the sparse inverted index into RAM when nothing is said
+PAYLOAD_INDEX_ON_DISK = False  # ... and the keyword payload indexes
 
 CLUSTER_SETTINGS = ("shard_number", "replication_factor", "write_consistency_factor")
 
@@ -44,7 +46,7 @@ def collection_settings_set(config: StoreConfig) -> bool:
     return any(
         getattr(config, key) is not None
         for key in ("hnsw_m", "hnsw_ef_construct", "on_disk_vectors", "on_disk_payload", "quantization",
-                    "quantization_always_ram", *CLUSTER_SETTINGS)
+                    "quantization_always_ram", "sparse_index_on_disk", "payload_index_on_disk", *CLUSTER_SETTINGS)
     )
 
 
@@ -88,6 +90,44 @@ def server_collection_options(config: StoreConfig, models: Any) -> dict[str, Any
     return options
 
 
+def server_sparse_params(config: StoreConfig, models: Any) -> Any:
+    """The sparse vector's params: Qdrant's IDF modifier, and the index placement when set."""
+    if config.sparse_index_on_disk is None:
+        return models.SparseVectorParams(modifier=models.Modifier.IDF)
+    return models.SparseVectorParams(
+        modifier=models.Modifier.IDF, index=models.SparseIndexParams(on_disk=config.sparse_index_on_disk))
+
+
+def keyword_schema(config: StoreConfig, keyword_type: Any, params_cls: Any, **kind: Any) -> Any:
+    """A keyword payload index's schema for either backend: the plain type, or params with the placement."""
+    if config.payload_index_on_disk is None:
+        return keyword_type
+    return params_cls(**kind, on_disk=config.payload_index_on_disk)
+
+
+def index_on_disk(params: Any) -> bool:
+    """Whether a payload index's (or sparse index's) reported params put it on disk (either backend)."""
+    if params is None:
+        return False
+    memory = getattr(params, "memory", None)
+    if memory is not None:
+        return str(getattr(memory, "value", memory)).lower().split(".")[-1] in ("cold", "cached")
+    return bool(getattr(params, "on_disk", False))
+
+
+def payload_index_drift(config: StoreConfig, schema: Mapping[str, Any], fields: tuple[str, ...]) -> tuple[str, ...]:
+    """The payload indexes (of ``fields``) whose placement differs from ``[store] payload_index_on_disk``.
+
+    ``schema``: the collection's payload schema (name -> info with ``params``); an index the
+    collection lacks is not reported (it is created with the setting).
+    """
+    wanted = config.payload_index_on_disk
+    if wanted is None:
+        return ()
+    return tuple(name for name in fields if name in schema
+                 and index_on_disk(getattr(schema[name], "params", None)) != wanted)
+
+
 def _server_int8(config: StoreConfig, models: Any) -> Any:
     return models.ScalarQuantization(
         scalar=models.ScalarQuantizationConfig(type=models.ScalarType.INT8, always_ram=config.quantization_always_ram)
@@ -120,7 +160,7 @@ def _differs(stored: Any, wanted: Any) -> bool:
     return wanted is not None and stored != wanted
 
 
-def server_drift(config: StoreConfig, info: Any, models: Any, dense: str) -> Drift:
+def server_drift(config: StoreConfig, info: Any, models: Any, dense: str, sparse_name: str = "") -> Drift:
     """Compare a server collection (``get_collection``'s answer) with the settings that are set.
 
     A value the server does not report (None; qdrant-client's local mode keeps none of these)
@@ -153,6 +193,15 @@ def server_drift(config: StoreConfig, info: Any, models: Any, dense: str) -> Dri
         if stored_on_disk != config.on_disk_vectors:
             update["vectors_config"] = {dense: models.VectorParamsDiff(on_disk=config.on_disk_vectors)}
             changes.append(f"on_disk_vectors {stored_on_disk} -> {config.on_disk_vectors}")
+
+    sparse = (params.sparse_vectors or {}).get(sparse_name) if sparse_name else None
+    if sparse is not None and config.sparse_index_on_disk is not None:
+        stored_sparse = index_on_disk(getattr(sparse, "index", None))
+        if stored_sparse != config.sparse_index_on_disk:
+            update["sparse_vectors_config"] = {
+                sparse_name: models.SparseVectorParams(
+                    modifier=models.Modifier.IDF, index=models.SparseIndexParams(on_disk=config.sparse_index_on_disk))}
+            changes.append(f"sparse_index_on_disk {stored_sparse} -> {config.sparse_index_on_disk}")
 
     hnsw = info.config.hnsw_config
     hnsw_diff: dict[str, int] = {}
@@ -188,7 +237,7 @@ def fixed_error(name: str, where: str, fixed: tuple[str, ...], recreate: str) ->
 # -- the embedded engine (qdrant-edge) ------------------------------------------------------------
 
 
-def _edge_view(stored: Mapping[str, Any], dense: str) -> dict[str, Any]:
+def _edge_view(stored: Mapping[str, Any], dense: str, sparse: str = "") -> dict[str, Any]:
     """The settings an embedded collection's ``edge_config.json`` holds, with engine defaults filled in."""
     vector = (stored.get("vectors") or {}).get(dense) or {}
     hnsw = stored.get("hnsw_config") or {}
@@ -200,16 +249,24 @@ def _edge_view(stored: Mapping[str, Any], dense: str) -> dict[str, Any]:
         "hnsw_ef_construct": hnsw.get("ef_construct", HNSW_EF_CONSTRUCT),
         "quantization": _quantization_name(quantization),
         "quantization_always_ram": _always_ram(quantization),
+        "sparse_index_on_disk": _edge_sparse_on_disk(stored, sparse),
     }
 
 
-def edge_drift(config: StoreConfig, stored: Mapping[str, Any], dense: str) -> Drift:
+def _edge_sparse_on_disk(stored: Mapping[str, Any], sparse: str) -> bool:
+    params = (stored.get("sparse_vectors") or {}).get(sparse) or {}
+    if params.get("memory") is not None:
+        return str(params["memory"]).lower() in ("cold", "cached")
+    return bool(params.get("on_disk", SPARSE_INDEX_ON_DISK))
+
+
+def edge_drift(config: StoreConfig, stored: Mapping[str, Any], dense: str, sparse: str = "") -> Drift:
     """How an embedded collection differs from the settings that are set.
 
     The engine rewrites its config when a shard is loaded with a new one, but keeps a top-level
     setting it is given no value for: quantization, once built, cannot be removed in place.
     """
-    have = _edge_view(stored, dense)
+    have = _edge_view(stored, dense, sparse)
     fixed: list[str] = []
     changes: list[str] = []
     for key, value in have.items():
@@ -235,6 +292,9 @@ def edge_config(config: StoreConfig, qe: Any, dense: str, sparse: str, dimension
     vector = (stored.get("vectors") or {}).get(dense) or {}
     on_disk = config.on_disk_vectors if config.on_disk_vectors is not None else vector.get("on_disk")
     on_disk_payload = config.on_disk_payload if config.on_disk_payload is not None else stored.get("on_disk_payload")
+    sparse_stored = (stored.get("sparse_vectors") or {}).get(sparse) or {}
+    sparse_on_disk = (config.sparse_index_on_disk if config.sparse_index_on_disk is not None
+                      else (_edge_sparse_on_disk(stored, sparse) if sparse_stored.keys() & {"on_disk", "memory"} else None))
 
     hnsw_stored = dict(stored.get("hnsw_config") or {})
     hnsw = None
@@ -262,7 +322,7 @@ def edge_config(config: StoreConfig, qe: Any, dense: str, sparse: str, dimension
 
     return qe.EdgeConfig(
         vectors={dense: qe.EdgeVectorParams(size=dimensions, distance=qe.Distance.Cosine, on_disk=on_disk)},
-        sparse_vectors={sparse: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+        sparse_vectors={sparse: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf, on_disk=sparse_on_disk)},
         on_disk_payload=on_disk_payload,
         hnsw_config=hnsw,
         quantization_config=quantization,
