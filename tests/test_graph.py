@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -219,24 +218,6 @@ def test_graph_hop_stays_out_of_a_comparison_and_enters_a_bridge() -> None:
     ranked = [c.chunk_id for c in bridge.chunks]
     assert ranked[0] == "wood" and ranked.index("brooks") < ranked.index("other")  # reached through 'conrad brooks'
     assert bridge.via["brooks"] == ("conrad brooks",) and bridge.hops[0].found >= 1
-
-
-def test_graph_hop_ranks_each_file_once_before_any_file_twice() -> None:
-    from rag.query.multihop import walk_graph
-
-    graph = _Graph({**FILMS, "wood-2": "Ed Wood directed Plan 9 from Outer Space with his friend Conrad Brooks."})
-    graph.chunks["wood-2"] = replace(graph.chunks["wood-2"], source=graph.chunks["wood"].source, chunk_index=1)
-    config = settings("graph").multihop
-    first = _first(graph, ["wood", "wood-2", "derrickson", "other", "brooks"])
-    ranked = walk_graph("Which friend of the filmmaker Ed Wood acted in his films?", first, graph, config).chunks
-    # wood.txt's second chunk, second in the first hop, follows every other file's passage
-    assert [c.chunk_id for c in ranked][0] == "wood" and [c.chunk_id for c in ranked][-1] == "wood-2"
-    assert {c.chunk_id for c in ranked} == set(FILMS) | {"wood-2"}
-    assert [c.ranks["multihop"] for c in ranked] == [1, 2, 3, 4, 5]
-    # also when the hop stays out (a comparison): the other files keep the first hop's order
-    same = walk_graph("Were Scott Derrickson and Ed Wood of the same nationality?", first, graph, config)
-    assert same.hops[0].found == 0
-    assert [c.chunk_id for c in same.chunks] == ["wood", "derrickson", "other", "brooks", "wood-2"]
 
 
 def test_gather_keeps_a_comparison_as_the_question_found_it(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]

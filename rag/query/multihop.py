@@ -136,7 +136,6 @@ class _Merge:
 
     def __init__(self, first: Sequence[ScoredChunk], keep: int) -> None:
         self.head = [c.chunk_id for c in first[:keep]]
-        self.by_file = False  # graph: each file's best passage before any file's next one (``ranking``)
         self.total = _scaled(first)
         self.chunks = {c.chunk_id: c for c in first}
         self.hops_of: dict[str, tuple[int, ...]] = {c.chunk_id: (1,) for c in first}
@@ -155,15 +154,6 @@ class _Merge:
         seq = {cid: i for i, cid in enumerate(self.chunks)}  # ties: the earlier found (hop, seed, mention order) first
         order = self.head + sorted((c for c in self.total if c not in self.head),
                                    key=lambda c: (-self.total[c], seq[c]))
-        if self.by_file:  # a file's later passages follow every file's best one (the head stays as it is)
-            seen = {self.chunks[cid].source for cid in self.head}
-            best: list[str] = []
-            later: list[str] = []
-            for cid in order[len(self.head):]:
-                source = self.chunks[cid].source
-                (later if source in seen else best).append(cid)
-                seen.add(source)
-            order = self.head + best + later
         return labelled([self.chunks[cid] for cid in order], [self.total[cid] for cid in order], MULTIHOP)
 
     def result(self, hops: Sequence[Hop], llm_calls: int = 0, stopped: str = "") -> MultiHopResult:
@@ -208,15 +198,11 @@ def walk_graph(question: str, first: Sequence[ScoredChunk], graph: Graph, config
     reaches gains ``graph_weight`` (halved for each lower-ranked seed) times its walk score over the
     best reached one's (or ``MIN_REACH`` of the walk's mass, when no passage is reached that
     strongly), so a passage that matches the question and shares rare names with the best passages
-    rises, and one only the graph finds can enter. The seeds themselves gain nothing. Each file's
-    best passage is ranked before any file's next one, whether the hop enters or not (the walk links
-    documents; a second chunk of a document already ranked would hold another document's place).
-    When two or more of the best passages are each about a name the question holds (a comparison:
-    'Were X and Y of the same nationality?'), the question has found its passages already and the
-    hop stays out.
+    rises, and one only the graph finds can enter. The seeds themselves gain nothing. When two or
+    more of the best passages are each about a name the question holds (a comparison: 'Were X and Y
+    of the same nationality?'), the question has found its passages already and the hop stays out.
     """
     pool = _Merge(first, config.keep)
-    pool.by_file = True
     seeds = [c.chunk_id for c in first[: config.graph_seeds]]
     names: dict[str, None] = {}
     via: dict[str, tuple[str, ...]] = {}
