@@ -9,6 +9,9 @@ questions, answered without the gate) it also gives the end-to-end refusal rates
 front: a question is refused when the gate refuses it, else as it was in that run (answers at
 temperature 0 do not change when the gate lets a question through).
 
+``--judge verifier`` asks the trained verifier instead of the LLM (no LLM at all): P(yes) is its best
+P(supported) of the question itself, as the claim, against any window of any source.
+
 Pick the threshold on questions you do not report on (--exclude the reported sample):
 
     python benchmarks/refusal_gate.py /tmp/suites/clapnq --home /tmp/cq -c clapnq --per-class 40 \\
@@ -90,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=None, help="rag eval run --out file of these questions")
     parser.add_argument("--rerank", action="store_true", help="rerank the evidence (default: fused order, as "
                         "`rag eval run --no-rerank`)")
+    parser.add_argument("--judge", choices=("llm", "verifier"), default="llm",
+                        help="who answers the gate question (verifier: the shipped one, or [answer] verifier)")
     parser.add_argument("--out", type=Path, default=None, help="write one JSON line per question here")
     args = parser.parse_args(argv)
     if args.per_class is not None and args.per_class <= 0:
@@ -109,13 +114,25 @@ def main(argv: list[str] | None = None) -> int:
     home = resolve_home(args.home)
     settings = load_settings(home)
     answerer = Answerer(settings, home, args.collection, rerank=args.rerank)
+    if args.judge == "verifier":
+        from rag.query.verify_model import get_verifier
+
+        verifier, why = get_verifier(settings.answer.verifier or None)
+        if verifier is None:
+            parser.error(str(why))
+
+        def p_yes(question: str, chunks: Any) -> float:
+            return verifier.support(" ".join(question.split()), [c.text for c in chunks])
+    else:
+        def p_yes(question: str, chunks: Any) -> float:
+            return answerer.llm.yes_probability(answerable_messages(question, chunks))
     rows: list[dict[str, Any]] = []
     seconds: list[float] = []
     try:
         for n, item in enumerate(items, 1):
             evidence = answerer.gather(item.question)
             t0 = time.perf_counter()
-            p = answerer.llm.yes_probability(answerable_messages(item.question, evidence.chunks))
+            p = p_yes(item.question, evidence.chunks)
             seconds.append(time.perf_counter() - t0)
             rows.append({"id": item.id, "answerable": item.answerable, "p_yes": round(p, 4),
                          "question": item.question})
@@ -128,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     neg = [r["p_yes"] for r in rows if not r["answerable"]]
     report = {
         "suite": str(args.suite), "questions": len(rows), "answerable": len(pos), "unanswerable": len(neg),
+        "judge": args.judge,
         "llm": settings.llm.model or "default local model", "auroc": auroc(pos, neg),
         "p_yes_mean": {"answerable": round(float(np.mean(pos)), 4) if pos else None,
                        "unanswerable": round(float(np.mean(neg)), 4) if neg else None},

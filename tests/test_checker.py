@@ -17,6 +17,7 @@ from ingest.pipeline import Ingestor
 from rag.cli import main
 from rag.core.config import LlmConfig, Settings
 from rag.core.errors import ModelLoadError
+from rag.core.records import ScoredChunk
 from rag.query.answer import Answerer
 from rag.query.checker import LlmChecker, VerifierChecker, make_checker, plain
 from rag.query.verify_model import SHIPPED, Verifier, has_weights, windows
@@ -97,6 +98,36 @@ def test_shipped_checker_tells_supported_from_unsupported() -> None:
     swapped = checker.supported("The Golden Gate Bridge opened in 1962.", [EVIDENCE])
     off = checker.supported("Penguins live in Antarctica.", [EVIDENCE])
     assert good >= checker.support_threshold > off and good > swapped, (good, swapped, off)
+
+
+@pytest.mark.skipif(not has_weights(SHIPPED), reason="the shipped verifier is not in this checkout")
+def test_shipped_verifier_gate_reads_the_question_as_the_claim() -> None:
+    """[answer] gate by the verifier: sources that hold the answer score well above sources that do not."""
+    checker = VerifierChecker(Verifier(threads=1))
+    holds = [ScoredChunk(chunk_id="a", text=EVIDENCE, source="bridge.txt", score=1.0)]
+    lacks = [ScoredChunk(chunk_id="b", text="Bananas are berries; strawberries are not. Both are sold ripe.",
+                         source="fruit.txt", score=1.0)]
+    question = "When did the Golden Gate Bridge open?"
+    assert checker.answerable(question, holds, None) - checker.answerable(question, lacks, None) > 0.3
+    assert checker.answerable(question, lacks + holds, None) == pytest.approx(checker.answerable(question, holds, None))
+
+
+def test_verifier_gate_refuses_without_the_llm(settings: Settings, rag_home: Path, embedder, docs: Path,  # type: ignore[no-untyped-def]
+                                               verifier_dir: Path) -> None:
+    """A gated question is refused before any draft: the LLM endpoint (down here) is never asked."""
+    Ingestor(settings, rag_home, embedder=embedder).run([docs])
+    gated = settings.model_copy(update={
+        "answer": settings.answer.model_copy(update={"checker": "verifier", "verifier": str(verifier_dir), "gate": 0.999}),
+        "llm": LlmConfig(base_url="http://127.0.0.1:9/v1", model="nobody", timeout_s=2)})
+    answerer = Answerer(gated, rag_home, rerank=False)
+    try:
+        answer = answerer.ask("Which year did the Roman emperor Hadrian die?")
+    finally:
+        answerer.searcher.close()
+    assert answer.refused and answer.answerable_probability is not None and answer.answerable_probability < 0.999
+    assert answer.answerable_probability == pytest.approx(answerer.checker.answerable(
+        "Which year did the Roman emperor Hadrian die?", answer.sources, None), abs=1e-3)
+    assert any(n.startswith("not answered: the verifier judged") for n in answer.notes), answer.notes
 
 
 @pytest.mark.slow

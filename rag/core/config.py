@@ -209,8 +209,9 @@ class AnswerConfig(_Section):
         True, description="When no cited sentence is supported by its sources, answer that the documents do not "
         "say (the draft is kept in the notes).")
     gate: float = Field(
-        0.0, ge=0, le=1, description="Before answering, ask the LLM whether the sources contain the answer and "
-        "refuse without generating when P(yes) is below this (0: off).")
+        0.0, ge=0, le=1, description="Before answering, ask whether the sources contain the answer and refuse "
+        "without generating when P(yes) is below this (0: off). Asked of [answer] checker: the verifier (the "
+        "question as the claim, about 1.5 s) or the LLM (one round trip).")
     verify: float = Field(
         0.65, ge=0, le=1, description="After the draft, ask the LLM whether the passages it cites (all sources when "
         "it cites none) state it as the answer to the question, and withdraw it (answer that the documents do not "

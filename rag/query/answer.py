@@ -28,7 +28,7 @@ from rag.query.expand import Expansion, expand_query, search_expanded
 from rag.query.generate import generate, stream_text
 from rag.query.multihop import HOP_DEPTH, Hop, multihop
 from rag.query.checker import Checker, make_checker
-from rag.query.prompt import answer_messages, answerable_messages, join_messages
+from rag.query.prompt import answer_messages, join_messages
 from rag.query.route import DEFAULT_COLLECTION, CollectionSearch, Route, choose_route, routable
 from rag.query.search import Searcher
 
@@ -250,7 +250,7 @@ class Answerer:
         p_answerable = None
         if asks_gate(cfg.gate, len(chunks)):
             tg = time.perf_counter()
-            p_answerable = round(self.llm.yes_probability(answerable_messages(question, chunks, shown)), 4)
+            p_answerable = round(self.checker.answerable(question, chunks, shown), 4)
             timings["gate_s"] = time.perf_counter() - tg
         gated = after_gate(p_answerable, cfg.gate)
         t1 = time.perf_counter()
@@ -291,7 +291,7 @@ class Answerer:
             sentences = _with_attribution(sentences, attributed, chunks)
         timings["check_s"] = time.perf_counter() - t2
         timings["total_s"] = time.perf_counter() - t0
-        checked = p_stated is not None or any(s.supported is not None for s in sentences)
+        checked = p_stated is not None or p_answerable is not None or any(s.supported is not None for s in sentences)
         decision = final(draft=parsed.text, refused=refused, sentences=sentences, invalid=parsed.invalid,
                          gate=cfg.gate, p_answerable=p_answerable, joined=joined, verify=verify_at,
                          checker=self.checker.name if checked else "llm",

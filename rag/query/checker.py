@@ -2,7 +2,8 @@
 
 Two questions are asked after a draft: does a cited source state this sentence (the per-sentence
 support check, ``[answer] check_support``), and do the cited sources state this answer to the
-question (``[answer] verify``). The LLM answers each with one round trip (seconds on a CPU); the
+question (``[answer] verify``); one before it, when ``[answer] gate`` is on: do the sources hold
+an answer to the question (the verifier reads the question itself as the claim). The LLM answers each with one round trip (seconds on a CPU); the
 verifier (rag.query.verify_model) with one cross-encoder pass per source window (milliseconds).
 
 ``auto`` takes the verifier when its weights load and the LLM otherwise, and says so in ``note``.
@@ -16,8 +17,9 @@ from typing import Protocol, Sequence
 from rag.core.config import AnswerConfig
 from rag.core.errors import ModelLoadError
 from rag.core.llm import Llm
+from rag.core.records import ScoredChunk
 from rag.query.cite import strip_markers
-from rag.query.prompt import support_prompt, verify_messages
+from rag.query.prompt import answerable_messages, support_prompt, verify_messages
 from rag.query.verify_model import Verifier, answer_claim, get_verifier
 
 def plain(text: str) -> str:
@@ -38,6 +40,8 @@ class Checker(Protocol):
 
     def stated(self, question: str, answer: str, sources: Sequence[str]) -> float: ...
 
+    def answerable(self, question: str, chunks: Sequence[ScoredChunk], shown: Sequence[str] | None) -> float: ...
+
 
 @dataclass
 class LlmChecker:
@@ -55,6 +59,9 @@ class LlmChecker:
 
     def stated(self, question: str, answer: str, sources: Sequence[str]) -> float:
         return self.llm.yes_probability(verify_messages(question, answer, sources))
+
+    def answerable(self, question: str, chunks: Sequence[ScoredChunk], shown: Sequence[str] | None) -> float:
+        return self.llm.yes_probability(answerable_messages(question, chunks, shown))
 
 
 @dataclass
@@ -86,6 +93,10 @@ class VerifierChecker:
 
     def stated(self, question: str, answer: str, sources: Sequence[str]) -> float:
         return self.verifier.support(answer_claim(plain(answer), question), sources)
+
+    def answerable(self, question: str, chunks: Sequence[ScoredChunk], shown: Sequence[str] | None) -> float:
+        """The best P(supported) of the question itself, as the claim, against any window of any source."""
+        return self.verifier.support(" ".join(question.split()), [c.text for c in chunks])
 
 
 def make_checker(cfg: AnswerConfig, llm: Llm, threads: int = 0) -> Checker:

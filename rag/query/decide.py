@@ -101,7 +101,7 @@ def final(*, draft: str, refused: bool, sentences: Sequence[CheckedSentence], in
                      f"supported by the sources it cites (draft: {draft[:160]!r})")
     refused = refused or withdrawn
     if after_gate(p_answerable, gate):
-        notes.append(f"not answered: the LLM judged that the sources do not contain the answer "
+        notes.append(f"not answered: the {judge} judged that the sources do not contain the answer "
                      f"(P(yes) {p_answerable:.2f} < [answer] gate {gate:g})")
     if invalid:
         notes.append("removed citations of sources that do not exist: " + ", ".join(f"[{n}]" for n in invalid))
