@@ -27,7 +27,6 @@ HNSW_FULL_SCAN_THRESHOLD = 10_000
 ON_DISK_VECTORS = False
 ON_DISK_PAYLOAD = True  # measured: the embedded engine memory-maps payloads when nothing is said
 SPARSE_INDEX_ON_DISK = False  # both engines read the sparse inverted index into RAM when nothing is said
-PAYLOAD_INDEX_ON_DISK = False  # ... and the keyword payload indexes
 
 CLUSTER_SETTINGS = ("shard_number", "replication_factor", "write_consistency_factor")
 
