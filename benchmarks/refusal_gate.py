@@ -93,6 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=None, help="rag eval run --out file of these questions")
     parser.add_argument("--rerank", action="store_true", help="rerank the evidence (default: fused order, as "
                         "`rag eval run --no-rerank`)")
+    parser.add_argument("--all-answerable", action="store_true",
+                        help="count questions without an answerable flag as answerable (e.g. HotpotQA: what the gate "
+                        "would refuse of questions that all have an answer)")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N questions (after sampling)")
     parser.add_argument("--judge", choices=("llm", "verifier"), default="llm",
                         help="who answers the gate question (verifier: the shipped one, or [answer] verifier)")
     parser.add_argument("--out", type=Path, default=None, help="write one JSON line per question here")
@@ -100,7 +104,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.per_class is not None and args.per_class <= 0:
         parser.error("--per-class must be at least 1")
     exclude = {i.id for s in args.exclude for i in read_suite(_suite_file(s))}
-    items = sample(read_suite(_suite_file(args.suite)), args.per_class, args.seed, exclude)
+    suite_items = read_suite(_suite_file(args.suite))
+    if args.all_answerable:
+        import dataclasses
+
+        suite_items = [i if i.answerable is not None else dataclasses.replace(i, answerable=True) for i in suite_items]
+    items = sample(suite_items, args.per_class, args.seed, exclude)[:args.limit]
     if not items:
         parser.error("no question with an answerable flag left to score")
     previous = None
