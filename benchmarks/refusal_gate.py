@@ -118,23 +118,25 @@ def main(argv: list[str] | None = None) -> int:
         previous = {str(r["id"]): bool(r.get("refused")) for r in lines}
 
     from rag.query.answer import Answerer
-    from rag.query.prompt import answerable_messages
 
     home = resolve_home(args.home)
     settings = load_settings(home)
     answerer = Answerer(settings, home, args.collection, rerank=args.rerank)
     if args.judge == "verifier":
+        from rag.query.checker import VerifierChecker
         from rag.query.verify_model import get_verifier
 
         verifier, why = get_verifier(settings.answer.verifier or None)
         if verifier is None:
             parser.error(str(why))
-
-        def p_yes(question: str, chunks: Any) -> float:
-            return verifier.support(" ".join(question.split()), [c.text for c in chunks])
+        checker: Any = VerifierChecker(verifier)  # exactly what `rag ask` asks with checker = verifier
     else:
-        def p_yes(question: str, chunks: Any) -> float:
-            return answerer.llm.yes_probability(answerable_messages(question, chunks))
+        from rag.query.checker import LlmChecker
+
+        checker = LlmChecker(answerer.llm, settings.answer.support_threshold, settings.answer.verify)
+
+    def p_yes(question: str, chunks: Any) -> float:
+        return checker.answerable(question, chunks, None)
     rows: list[dict[str, Any]] = []
     seconds: list[float] = []
     try:

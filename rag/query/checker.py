@@ -3,8 +3,9 @@
 Two questions are asked after a draft: does a cited source state this sentence (the per-sentence
 support check, ``[answer] check_support``), and do the cited sources state this answer to the
 question (``[answer] verify``); one before it, when ``[answer] gate`` is on: do the sources hold
-an answer to the question (the verifier reads the question itself as the claim). The LLM answers each with one round trip (seconds on a CPU); the
-verifier (rag.query.verify_model) with one cross-encoder pass per source window (milliseconds).
+an answer to the question (the verifier reads the question itself as the claim). The LLM answers
+each with one round trip (seconds on a CPU); the verifier (rag.query.verify_model) with one
+cross-encoder pass per source window (milliseconds).
 
 ``auto`` takes the verifier when its weights load and the LLM otherwise, and says so in ``note``.
 """
@@ -21,6 +22,7 @@ from rag.core.records import ScoredChunk
 from rag.query.cite import strip_markers
 from rag.query.prompt import answerable_messages, support_prompt, verify_messages
 from rag.query.verify_model import Verifier, answer_claim, get_verifier
+
 
 def plain(text: str) -> str:
     """``text`` without its ``[n]`` citation markers, spaces normalised (the verifier reads claims as trained)."""
