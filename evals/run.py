@@ -488,7 +488,7 @@ def _evaluate(entry: EvalItem, engine: _Engine | None, scorer: Scorer, mapper: S
                 timings.update({k: round(v, 3) for k, v in ans.timings.items()})
                 out["answer_checks"] = {
                     "withdrawn": ans.withdrawn, "answerable_probability": ans.answerable_probability,
-                    "verified_probability": ans.verified_probability, "joined": ans.joined,
+                    "verified_probability": ans.verified_probability, "joined": ans.joined, "direct": ans.direct,
                     "notes": list(ans.notes),
                 }
         except ConfigError as exc:  # e.g. a question longer than the embedder reads: counts as nothing found

@@ -130,6 +130,52 @@ def test_verifier_gate_refuses_without_the_llm(settings: Settings, rag_home: Pat
     assert any(n.startswith("not answered: the verifier judged") for n in answer.notes), answer.notes
 
 
+class _Recording:
+    """The real tiny-model client, recording the messages of every streamed answer."""
+
+    def __init__(self, llm) -> None:  # type: ignore[no-untyped-def]
+        self.llm, self.streams = llm, []
+
+    def stream(self, messages, **kw):  # type: ignore[no-untyped-def]
+        self.streams.append(messages)
+        return self.llm.stream(messages, **kw)
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self.llm, name)
+
+
+@pytest.mark.slow
+def test_direct_asks_without_a_refusal_when_the_verifier_finds_the_answer(  # type: ignore[no-untyped-def]
+        settings: Settings, rag_home: Path, embedder, docs: Path, tiny_llm, verifier_dir: Path) -> None:
+    """[answer] direct: the gate's question is asked (gate off), and at or above the threshold the draft is
+    asked for with the prompt that offers no refusal, then verified; below it, or with verify off, the usual prompt."""
+    from rag.core.prompts import ANSWER_SYSTEM, DIRECT_SYSTEM
+
+    Ingestor(settings, rag_home, embedder=embedder).run([docs])
+    question = "How often should succulents be watered?"
+    runs = []
+    for direct, verify in ((0.001, 0.01), (0.999, 0.01), (0.001, 0.0)):
+        cfg = settings.model_copy(update={"answer": settings.answer.model_copy(update={
+            "checker": "verifier", "verifier": str(verifier_dir), "direct": direct, "verify": verify})})
+        answerer = Answerer(cfg, rag_home, llm=_Recording(tiny_llm), rerank=False)
+        try:
+            runs.append((answerer.ask(question), answerer.llm.streams))
+        finally:
+            answerer.searcher.close()
+    (sure, sure_llm), (unsure, unsure_llm), (unchecked, unchecked_llm) = runs
+    p = sure.answerable_probability
+    assert p is not None and 0.001 <= p < 0.999 and unsure.answerable_probability == pytest.approx(p, abs=1e-3)
+    assert sure.direct and sure_llm[0][0]["content"] == DIRECT_SYSTEM and len(sure_llm) == 1
+    assert sure_llm[0][1] == unsure_llm[0][1]  # the same sources and question, only the instruction differs
+    assert any(n.startswith("asked for the answer without offering a refusal: the verifier judged") for n in sure.notes)
+    assert sure.as_dict()["direct"] is True
+    # a draft that answers is verified like any other (withdrawn below the verifier's threshold)
+    assert sure.verified_probability is not None or (sure.refused and not sure.withdrawn)
+    for answer, llm in ((unsure, unsure_llm), (unchecked, unchecked_llm)):
+        assert not answer.direct and llm[0][0]["content"] == ANSWER_SYSTEM
+        assert not any(n.startswith("asked for the answer without") for n in answer.notes)
+
+
 @pytest.mark.slow
 def test_answers_are_checked_by_the_verifier(settings: Settings, rag_home: Path, embedder, docs: Path,  # type: ignore[no-untyped-def]
                                              tiny_llm, verifier_dir: Path) -> None:

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from rag.query.cite import CheckedSentence
-from rag.query.decide import Decision, after_draft, after_gate, after_verify, asks_gate, asks_verify, final
+from rag.query.decide import (Decision, after_draft, after_gate, after_verify, asks_direct, asks_gate, asks_verify,
+                              final)
 
 DRAFT = "Water weekly [1]."
 GATE_NOTE = ("not answered: the LLM judged that the sources do not contain the answer "
@@ -38,6 +39,43 @@ BAD, GOOD, UNCHECKED, UNCITED = _sentence((1,), False), _sentence((2,), True), _
 def test_gate(gate: float, n_sources: int, p: float | None, asked: bool, gated: bool) -> None:
     assert asks_gate(gate, n_sources) is asked
     assert after_gate(p, gate) is gated
+
+
+@pytest.mark.parametrize("gate, direct, n_sources, asked", [
+    (0.0, 0.8, 3, True),  # direct alone asks the gate's question
+    (0.0, 0.8, 0, False),
+    (0.5, 0.0, 3, True),
+    (0.0, 0.0, 3, False),
+])
+def test_gate_asked_for_direct(gate: float, direct: float, n_sources: int, asked: bool) -> None:
+    assert asks_gate(gate, n_sources, direct) is asked
+
+
+@pytest.mark.parametrize("p, direct, verify, directed", [
+    (0.9, 0.8, 0.5, True),
+    (0.8, 0.8, 0.5, True),  # at the threshold
+    (0.7, 0.8, 0.5, False),  # below: the usual prompt, with its refusal
+    (None, 0.8, 0.5, False),  # not asked
+    (0.9, 0.0, 0.5, False),  # direct off
+    (0.9, 0.8, 0.0, False),  # verify off: a draft without a refusal option would go unchecked
+])
+def test_direct(p: float | None, direct: float, verify: float, directed: bool) -> None:
+    assert asks_direct(p, direct, verify) is directed
+
+
+def test_no_join_after_a_direct_draft() -> None:
+    assert after_draft(gated=False, draft_refused=True, verify=0.5, joinable=True, direct=True) is False
+
+
+def test_direct_note_comes_first() -> None:
+    d = final(draft=DRAFT, refused=False, sentences=[GOOD], invalid=[], gate=0.0, p_answerable=0.91, joined=False,
+              verify=0.5, p_stated=0.3, refuse_unsupported=True, checker="verifier", direct=0.8, directed=True)
+    assert d.withdrawn and d.notes[0] == ("asked for the answer without offering a refusal: the verifier judged "
+                                          "that the sources contain it (P(yes) 0.91 >= [answer] direct 0.8)")
+    assert d.notes[1].startswith("the draft answer was withdrawn: the verifier judged")
+    plain = final(draft=DRAFT, refused=False, sentences=[GOOD], invalid=[], gate=0.0, p_answerable=0.91,
+                  joined=False, verify=0.5, p_stated=0.9, refuse_unsupported=True, direct=0.8)
+    assert not plain.withdrawn and not any("without offering" for n in plain.notes)
 
 
 @pytest.mark.parametrize("gated, draft_refused, verify, joinable, joined", [

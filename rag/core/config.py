@@ -212,6 +212,10 @@ class AnswerConfig(_Section):
         0.0, ge=0, le=1, description="Before answering, ask whether the sources contain the answer and refuse "
         "without generating when P(yes) is below this (0: off). Asked of [answer] checker: the verifier (the "
         "question as the claim, about 1.5 s) or the LLM (one round trip).")
+    direct: float = Field(
+        0.0, ge=0, le=1, description="When the gate's question (asked even with the gate off) gives P(yes) at or "
+        "above this, the answer is asked for with a prompt that offers no refusal, and the draft must still pass "
+        "[answer] verify (0: off; off when verify is 0). See docs/answers.md.")
     verify: float = Field(
         0.65, ge=0, le=1, description="After the draft, ask the LLM whether the passages it cites (all sources when "
         "it cites none) state it as the answer to the question, and withdraw it (answer that the documents do not "

@@ -23,12 +23,12 @@ from rag.core.errors import StoreError
 from rag.core.llm import Llm
 from rag.core.records import ScoredChunk
 from rag.query.compact import CompactContext, compact_sources, token_counter
-from rag.query.decide import after_draft, after_gate, after_verify, asks_gate, asks_verify, final
+from rag.query.decide import after_draft, after_gate, after_verify, asks_direct, asks_gate, asks_verify, final
 from rag.query.expand import Expansion, expand_query, search_expanded
 from rag.query.generate import generate, stream_text
 from rag.query.multihop import HOP_DEPTH, Hop, multihop
 from rag.query.checker import Checker, make_checker
-from rag.query.prompt import answer_messages, join_messages
+from rag.query.prompt import answer_messages, direct_messages, join_messages
 from rag.query.route import DEFAULT_COLLECTION, CollectionSearch, Route, choose_route, routable
 from rag.query.search import Searcher
 
@@ -80,9 +80,10 @@ class Answer:
     notes: tuple[str, ...] = ()
     evidence: Evidence | None = None
     withdrawn: bool = False  # the streamed draft failed its support checks and was replaced by a refusal
-    answerable_probability: float | None = None  # the [answer] gate's P(yes); None when the gate is off
+    answerable_probability: float | None = None  # the gate's question's P(yes); None when gate and direct are off
     verified_probability: float | None = None  # the [answer] verify check's P(yes); None when not asked
     joined: bool = False  # the draft refused and [multihop] join asked again (the answer is the retry's)
+    direct: bool = False  # the draft was asked for without a refusal option ([answer] direct)
     context: CompactContext | None = None  # what the LLM read of each source with [answer] context_tokens; None: all
     checker: str = ""  # who judged support (verify and the sentence checks): "verifier (...)", "llm"; "" not asked
     checker_note: str = ""  # why the LLM judged when the verifier was asked for (no weights)
@@ -119,6 +120,7 @@ class Answer:
             "answerable_probability": self.answerable_probability,
             "verified_probability": self.verified_probability,
             "joined": self.joined,
+            "direct": self.direct,
             "context": None if self.context is None else self.context.as_dict(),
             "checker": self.checker or None,
             "retrieval": self.evidence.as_dict() if self.evidence is not None else None,
@@ -248,18 +250,20 @@ class Answerer:
         context = self._compact(query or question, chunks, timings)
         shown = None if context is None else context.texts
         p_answerable = None
-        if asks_gate(cfg.gate, len(chunks)):
+        if asks_gate(cfg.gate, len(chunks), cfg.direct):
             tg = time.perf_counter()
             p_answerable = round(self.checker.answerable(question, chunks, shown), 4)
             timings["gate_s"] = time.perf_counter() - tg
         gated = after_gate(p_answerable, cfg.gate)
+        direct = not gated and asks_direct(p_answerable, cfg.direct, cfg.verify)
         t1 = time.perf_counter()
         if gated:
             text = stream_text((REFUSAL,), t0, timings, on_token)
         else:
-            text = generate(self.llm, answer_messages(question, chunks, shown), t0, timings, on_token)
+            messages = (direct_messages if direct else answer_messages)(question, chunks, shown)
+            text = generate(self.llm, messages, t0, timings, on_token)
         joined = after_draft(gated=gated, draft_refused=is_refusal(text), verify=cfg.verify,
-                             joinable=self._joinable(evidence))
+                             joinable=self._joinable(evidence), direct=direct)
         if joined:  # the sources came from several hops: ask once more, to join them (verified below)
             if on_token:
                 on_token("\n\n")
@@ -295,7 +299,8 @@ class Answerer:
         decision = final(draft=parsed.text, refused=refused, sentences=sentences, invalid=parsed.invalid,
                          gate=cfg.gate, p_answerable=p_answerable, joined=joined, verify=verify_at,
                          checker=self.checker.name if checked else "llm",
-                         p_stated=p_stated, refuse_unsupported=cfg.refuse_unsupported)
+                         p_stated=p_stated, refuse_unsupported=cfg.refuse_unsupported, direct=cfg.direct,
+                         directed=direct)
         citations = () if decision.withdrawn else tuple(
             self._citation(n, chunks[n - 1], sentences) for n in parsed.cited)
         return Answer(question=question, answer=REFUSAL if decision.withdrawn else parsed.text,
@@ -303,7 +308,7 @@ class Answerer:
                       invalid_citations=parsed.invalid, queries=evidence.queries, route=evidence.route.collections,
                       timings=timings, notes=(*evidence.notes, *decision.notes), evidence=evidence,
                       withdrawn=decision.withdrawn, answerable_probability=p_answerable,
-                      verified_probability=p_stated, joined=joined, context=context,
+                      verified_probability=p_stated, joined=joined, direct=direct, context=context,
                       checker=self.checker.label if checked else "",
                       checker_note=self.checker.note if checked else "")
 

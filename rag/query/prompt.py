@@ -50,6 +50,14 @@ def join_messages(question: str, chunks: Sequence[ScoredChunk],
     return messages
 
 
+def direct_messages(question: str, chunks: Sequence[ScoredChunk],
+                    shown: Sequence[str] | None = None) -> list[dict[str, str]]:
+    """:func:`answer_messages` with ``DIRECT_SYSTEM``: the sources were judged to hold the answer."""
+    messages = answer_messages(question, chunks, shown)
+    messages[0] = {"role": "system", "content": prompts.DIRECT_SYSTEM}
+    return messages
+
+
 def answerable_messages(question: str, chunks: Sequence[ScoredChunk],
                         shown: Sequence[str] | None = None) -> list[dict[str, str]]:
     """The answer prompt with a yes/no question appended: do the sources contain the answer?
