@@ -48,7 +48,7 @@ def _row(item: Any, prompt: str, p: float, answer: Any) -> dict[str, Any]:
             "verified_probability": answer.verified_probability, "refused": answer.refused,
             "withdrawn": answer.withdrawn, "direct": answer.direct,
             "cites_gold": cites_gold(answer, tuple(item.gold_sources or ())), "answer": answer.answer,
-            "notes": list(answer.notes)}
+            "notes": list(answer.notes), "timings": {k: round(v, 3) for k, v in t.items()}}
 
 
 def ask_all(items: list[Any], home: Path, rows_file: Path, direct_min: float) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -171,8 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     result = {"seed": args.seed, "per_kind": args.per_kind, "direct_min": args.direct_min, **meta,
               **summarise(rows, args.direct_min)}
     print(json.dumps(result, indent=1))
-    if args.out:
-        args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    if args.out:  # with the per-answer rows
+        args.out.write_text(json.dumps({**result, "rows": rows}, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return 0
 
 

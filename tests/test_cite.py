@@ -43,6 +43,9 @@ def test_refusals() -> None:
     assert is_refusal("The documents do not say.")
     assert is_refusal("I don't know based on these sources.")
     assert not is_refusal("Water every two weeks [1].")
+    assert is_refusal("The Wolfman (2010 film) in Hindi part 2 is not mentioned in the provided sources.")
+    # an answer with a caveat is not a refusal (two such ClapNQ answers)
+    assert not is_refusal("In criminal cases juries must be unanimous [1]. The documents do not provide specific numbers.")
 
 
 def test_sources_are_numbered_data_and_cannot_be_forged() -> None:

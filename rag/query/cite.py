@@ -29,6 +29,10 @@ _REFUSAL_PATTERNS = (
     "the sources do not contain",
     "not mentioned in the sources",
     "not mentioned in the documents",
+    "not mentioned in the provided sources",
+    "not mentioned in the provided documents",
+    "the provided sources do not contain",
+    "the provided documents do not contain",
     "i don't know",
     "i do not know",
 )
