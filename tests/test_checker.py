@@ -22,6 +22,7 @@ from rag.query.answer import Answerer
 from rag.query.checker import LlmChecker, VerifierChecker, make_checker, plain
 from rag.query.verify_model import SHIPPED, Verifier, has_weights, windows
 from tests.test_cli import one_line_error, rag
+from tests.test_compact import _Recording
 
 EVIDENCE = ("The Golden Gate Bridge opened to traffic in 1937. It spans the strait between San Francisco Bay "
             "and the Pacific Ocean and was designed by Joseph Strauss.")
@@ -128,20 +129,6 @@ def test_verifier_gate_refuses_without_the_llm(settings: Settings, rag_home: Pat
     assert answer.answerable_probability == pytest.approx(answerer.checker.answerable(
         "Which year did the Roman emperor Hadrian die?", answer.sources, None), abs=1e-3)
     assert any(n.startswith("not answered: the verifier judged") for n in answer.notes), answer.notes
-
-
-class _Recording:
-    """The real tiny-model client, recording the messages of every streamed answer."""
-
-    def __init__(self, llm) -> None:  # type: ignore[no-untyped-def]
-        self.llm, self.streams = llm, []
-
-    def stream(self, messages, **kw):  # type: ignore[no-untyped-def]
-        self.streams.append(messages)
-        return self.llm.stream(messages, **kw)
-
-    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
-        return getattr(self.llm, name)
 
 
 @pytest.mark.slow
