@@ -232,7 +232,8 @@ def test_answers_and_judge_with_smollm2(suite: Path, tmp_path: Path, rag_home: P
     for r in lines:
         assert r["answer"] and len(r["contexts"]) <= 2 and r["retrieved"]
         checks = r["answer_checks"]  # what the answer-time checks decided, e.g. a draft withdrawn by [answer] verify
-        assert set(checks) == {"withdrawn", "answerable_probability", "verified_probability", "joined", "notes"}
+        assert set(checks) == {"withdrawn", "answerable_probability", "verified_probability", "joined", "direct",
+                               "notes"}
         assert checks["joined"] is False  # no multi-hop here
         assert not checks["withdrawn"] or r["refused"]
         if not r["refused"] and r["statements"]:
