@@ -24,18 +24,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from compact_prompts import COLLECTION, _p50, cites_gold, outcomes, prepare, sample  # noqa: E402
+# compact_prompts sets HF_HUB_OFFLINE, TRANSFORMERS_OFFLINE and TOKENIZERS_PARALLELISM on import
+from compact_prompts import COLLECTION, _p50, cites_gold, outcomes, prepare, sample
 
 GATES = (0.5,)  # [answer] gate as measured on 200 tuning questions (docs/answers.md)
 DIRECTS = (0.5, 0.8)  # set before the run: the gate's own value, and a confident one
