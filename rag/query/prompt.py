@@ -32,30 +32,27 @@ def format_sources(chunks: Sequence[ScoredChunk], shown: Sequence[str] | None = 
     return "\n\n".join(prompts.SOURCE.format(n=n, text=_neutralise(text)) for n, text in enumerate(texts, 1))
 
 
-def answer_messages(question: str, chunks: Sequence[ScoredChunk],
-                    shown: Sequence[str] | None = None) -> list[dict[str, str]]:
+def answer_messages(question: str, chunks: Sequence[ScoredChunk], shown: Sequence[str] | None = None,
+                    system: str | None = None) -> list[dict[str, str]]:
     """Chat messages asking for a cited answer to ``question`` from ``chunks`` (numbered from 1).
 
     ``shown``: the text of each chunk to show instead of the whole (see :func:`format_sources`).
+    ``system``: the instruction (None: ``ANSWER_SYSTEM``); the sources and question are the same whatever it says.
     """
     user = prompts.ANSWER_USER.format(sources=format_sources(chunks, shown), question=question.strip())
-    return [{"role": "system", "content": prompts.ANSWER_SYSTEM}, {"role": "user", "content": user}]
+    return [{"role": "system", "content": system or prompts.ANSWER_SYSTEM}, {"role": "user", "content": user}]
 
 
 def join_messages(question: str, chunks: Sequence[ScoredChunk],
                   shown: Sequence[str] | None = None) -> list[dict[str, str]]:
     """:func:`answer_messages` with ``JOIN_SYSTEM``: an answer that joins facts across the sources."""
-    messages = answer_messages(question, chunks, shown)
-    messages[0] = {"role": "system", "content": prompts.JOIN_SYSTEM}
-    return messages
+    return answer_messages(question, chunks, shown, prompts.JOIN_SYSTEM)
 
 
 def direct_messages(question: str, chunks: Sequence[ScoredChunk],
                     shown: Sequence[str] | None = None) -> list[dict[str, str]]:
     """:func:`answer_messages` with ``DIRECT_SYSTEM``: the sources were judged to hold the answer."""
-    messages = answer_messages(question, chunks, shown)
-    messages[0] = {"role": "system", "content": prompts.DIRECT_SYSTEM}
-    return messages
+    return answer_messages(question, chunks, shown, prompts.DIRECT_SYSTEM)
 
 
 def answerable_messages(question: str, chunks: Sequence[ScoredChunk],
