@@ -30,15 +30,16 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from compact_prompts import COLLECTION, _p50, cites_gold, outcomes, prepare, sample  # noqa: E402
+from compact_prompts import COLLECTION, _p50, cites_gold, outcomes, prepare, sample
 
 CHECKERS = ("verifier", "llm")
 
@@ -171,26 +172,34 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_run_args(parser: argparse.ArgumentParser, resumes: str) -> None:
+    """The arguments of a run on a seeded ClapNQ sample whose rows resume (shared with direct_answers.py)."""
     parser.add_argument("data", type=Path, help="the ClapNQ folder (clapnq_dev_*answerable.jsonl)")
     parser.add_argument("--home", type=Path, required=True, help="a rag home for the collection (reused if there)")
     parser.add_argument("--per-kind", type=int, default=20, help="answerable and unanswerable questions each")
     parser.add_argument("--seed", type=int, default=22, help="the sample's seed (not tuned on)")
     parser.add_argument("--rows", type=Path, required=True, help="per-answer rows, appended as they finish; a rerun "
-                        "resumes after the last question both checkers answered")
+                        f"resumes after the last question {resumes}")
     parser.add_argument("--out", type=Path, help="write the JSON here too")
     parser.add_argument("--summary-only", action="store_true", help="summarise the rows already in --rows, ask nothing")
-    args = parser.parse_args(argv)
+
+
+def rows_or_ask(args: argparse.Namespace,
+                ask: Callable[[list[Any]], tuple[list[dict[str, Any]], dict[str, Any]]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The rows already in ``--rows`` (``--summary-only``), or ``ask`` on the sample; exits 2 without the data folder."""
     if not args.data.is_dir():
         print(f"error: {args.data} is not a folder (the ClapNQ dev files)", file=sys.stderr)
-        return 2
+        raise SystemExit(2)
     if args.summary_only:
-        rows, meta = [json.loads(line) for line in args.rows.read_text().splitlines()], {}
-    else:
-        suite = prepare(args.data, args.home)
-        items = sample(suite, args.per_kind, args.seed)
-        rows, meta = ask_all(items, args.home, args.rows)
+        return [json.loads(line) for line in args.rows.read_text().splitlines()], {}
+    return ask(sample(prepare(args.data, args.home), args.per_kind, args.seed))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_run_args(parser, "both checkers answered")
+    args = parser.parse_args(argv)
+    rows, meta = rows_or_ask(args, lambda items: ask_all(items, args.home, args.rows))
     result = {"seed": args.seed, "per_kind": args.per_kind, **meta, **summarise(rows)}
     print(json.dumps(result, indent=1))
     if args.out:

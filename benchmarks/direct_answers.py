@@ -32,7 +32,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # compact_prompts sets HF_HUB_OFFLINE, TRANSFORMERS_OFFLINE and TOKENIZERS_PARALLELISM on import
-from compact_prompts import COLLECTION, _p50, cites_gold, outcomes, prepare, sample
+from checker_answers import add_run_args, rows_or_ask
+from compact_prompts import COLLECTION, _p50, cites_gold, outcomes
 
 GATES = (0.5,)  # [answer] gate as measured on 200 tuning questions (docs/answers.md)
 DIRECTS = (0.5, 0.8)  # set before the run: the gate's own value, and a confident one
@@ -146,25 +147,11 @@ def summarise(rows: list[dict[str, Any]], direct_min: float) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("data", type=Path, help="the ClapNQ folder (clapnq_dev_*answerable.jsonl)")
-    parser.add_argument("--home", type=Path, required=True, help="a rag home for the collection (reused if there)")
-    parser.add_argument("--per-kind", type=int, default=20, help="answerable and unanswerable questions each")
-    parser.add_argument("--seed", type=int, default=22, help="the sample's seed (not tuned on)")
+    add_run_args(parser, "finished")
     parser.add_argument("--direct-min", type=float, default=min(DIRECTS),
                         help="ask the direct prompt too when the gate's P reaches this")
-    parser.add_argument("--rows", type=Path, required=True, help="per-answer rows, appended as they finish; a rerun "
-                        "resumes after the last question finished")
-    parser.add_argument("--out", type=Path, help="write the JSON here too")
-    parser.add_argument("--summary-only", action="store_true", help="summarise the rows already in --rows, ask nothing")
     args = parser.parse_args(argv)
-    if not args.data.is_dir():
-        print(f"error: {args.data} is not a folder (the ClapNQ dev files)", file=sys.stderr)
-        return 2
-    if args.summary_only:
-        rows, meta = [json.loads(line) for line in args.rows.read_text().splitlines()], {}
-    else:
-        suite = prepare(args.data, args.home)
-        rows, meta = ask_all(sample(suite, args.per_kind, args.seed), args.home, args.rows, args.direct_min)
+    rows, meta = rows_or_ask(args, lambda items: ask_all(items, args.home, args.rows, args.direct_min))
     result = {"seed": args.seed, "per_kind": args.per_kind, "direct_min": args.direct_min, **meta,
               **summarise(rows, args.direct_min)}
     print(json.dumps(result, indent=1))
