@@ -14,7 +14,7 @@ from rag.cli import main
 from rag.core.errors import ConfigError, ModelLoadError
 from rag.query.verify_model import SHIPPED, Verifier, answer_claim, get_verifier, has_weights
 from rag.tune.verifier_data import (
-    load_verifier_data, remove_sentences, split_groups, split_sentences, swap_entity, swap_number,
+    answerable_examples, load_verifier_data, remove_sentences, split_groups, split_sentences, swap_entity, swap_number,
 )
 
 ABSTRACTS = {
@@ -125,6 +125,30 @@ def test_ares_rows_exclude_a_file_and_add_wrong_answers(tmp_path: Path) -> None:
     assert {r.label for r in with_context if r.kind == "ares-context"} == {0.0, 1.0}
     with pytest.raises(ConfigError, match="excluded"):
         load_verifier_data(tmp_path / "ares", None, 13, exclude=("aa", "bb"))
+
+
+def test_answerable_rows_hold_the_answer_or_lose_its_sentences(tmp_path: Path) -> None:
+    cols = ["document", "synthetic_query", "Context_Relevance_Label", "generated_answer", "Answer_Faithfulness_Label"]
+    doc = ("The Eiffel Tower stands in Paris. It was completed in 1889 for the World's Fair. "
+           "It is 330 metres tall. Millions visit it every year.")
+    path = tmp_path / "cc_synthetic_queries.tsv"
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh, delimiter="\t")
+        writer.writerow(cols)
+        writer.writerow([doc, "When was the Eiffel Tower completed?", "Yes", "1889.", "Yes"])
+        writer.writerow([doc, "Who designed it?", "Yes", "Gustave Eiffel", "Yes"])  # answer not in the document
+        writer.writerow([doc, "How tall is it?", "Yes", "500 metres", "No"])  # unfaithful: not a source
+        writer.writerow(["Short.", "What is it?", "No", "", ""])
+    rows = answerable_examples([path], 10, 13, max_words=120)
+    by = {r.kind: r for r in rows}
+    assert len(rows) == 3 and set(by) == {"ares-question", "ares-question-removed", "ares-answer-removed"}
+    assert by["ares-question"].label == 1.0 and "1889" in by["ares-question"].evidence
+    assert by["ares-question"].claim == "When was the Eiffel Tower completed?"
+    for kind in ("ares-question-removed", "ares-answer-removed"):
+        assert by[kind].label == 0.0 and "1889" not in by[kind].evidence and "330 metres" in by[kind].evidence
+    assert by["ares-answer-removed"].claim == answer_claim("1889", "When was the Eiffel Tower completed?")
+    assert len({r.group for r in rows}) == 1  # one question: held out together
+    assert answerable_examples([path], 0, 13) == []
 
 
 def test_heldout_split_keeps_groups_whole(tmp_path: Path) -> None:

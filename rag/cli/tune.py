@@ -152,6 +152,10 @@ def tune_embedder_cmd(obj: Context, as_json: bool, reembed: bool, **kw: Any) -> 
               "repeatable. Keep one aside to measure on.")
 @click.option("--context/--no-context", default=False, show_default=True,
               help="Also train on ARES context-relevance rows as (document, question) pairs.")
+@click.option("--answerable", type=int, default=0, show_default=True,
+              help="Per ARES file, N faithful rows whose short answer is in the document become rows for the "
+              "gate's question: the question against the evidence with the answer (supported) and without "
+              "its sentences (not). Not counted in --max-rows.")
 @click.option("--max-rows", type=int, default=None, help="At most N rows of each source (seeded sample).")
 @click.option("--max-words", type=int, default=170, show_default=True,
               help="Evidence is cut to a window of about N words around the answer or the rationale.")

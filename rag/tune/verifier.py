@@ -28,7 +28,7 @@ import numpy as np
 from rag.core.errors import ConfigError
 from rag.query.verify_model import META, WEIGHTS
 from rag.tune.reranker import run_trainer, training_args
-from rag.tune.verifier_data import Example, load_verifier_data, split_groups
+from rag.tune.verifier_data import Example, answerable_examples, ares_files, load_verifier_data, split_groups
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +46,7 @@ class VerifierOptions:
     per_file: int | None = None
     exclude: tuple[str, ...] = ()
     context: bool = False
+    answerable: int = 0
     max_rows: int | None = None
     max_words: int = 170
     heldout: float = 0.1
@@ -105,11 +106,16 @@ def load_rows(opts: VerifierOptions, say: Callable[[str], None]) -> tuple[list[E
             got = random.Random(f"{opts.seed}:{src}").sample(got, opts.max_rows)
         if not got:
             raise ConfigError(f"{src}: no training rows")
-        counts = Counter(r.kind for r in got)
-        say(f"{src}: {len(got)} {kind} rows ({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))})")
-        notes.append({"source": str(src), "kind": kind, "rows": len(got), "by_kind": dict(sorted(counts.items())),
-                      "supported": sum(r.label >= 0.5 for r in got)})
-        rows.extend(got)
+        batches = [(kind, got)]
+        if kind == "ares" and opts.answerable:  # the gate's rows, besides the --max-rows cap
+            batches.append(("ares-answerable", answerable_examples(ares_files(Path(src), opts.exclude),
+                                                                   opts.answerable, opts.seed, opts.max_words)))
+        for what, batch in batches:
+            counts = Counter(r.kind for r in batch)
+            say(f"{src}: {len(batch)} {what} rows ({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))})")
+            notes.append({"source": str(src), "kind": what, "rows": len(batch),
+                          "by_kind": dict(sorted(counts.items())), "supported": sum(r.label >= 0.5 for r in batch)})
+            rows.extend(batch)
     return rows, notes
 
 

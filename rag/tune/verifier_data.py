@@ -9,6 +9,10 @@ question, a SciFact claim), so a held-out split never puts two rows of one group
   Made-up negatives: a faithful answer with a number changed, or replaced by another name or
   number taken from the same document (right words, wrong answer). ``context=True`` adds the
   context-relevance rows as (document, question) pairs, ``Yes`` = supported.
+- ARES answerability (``answerable_examples``, the gate's question): a faithful row whose short
+  answer appears in its document gives the question itself against a window holding the answer
+  (supported), and against the same part of the document with every sentence that holds the
+  answer removed (not supported; the answer claim too), MiniCheck-style.
 - SciFact ``claims_train.csv`` beside a BEIR ``corpus.jsonl``: a SUPPORT claim against a
   window of its abstract that holds the rationale sentences is supported; the same claim with the
   rationale sentences removed is not (MiniCheck-style); a CONTRADICT claim is not; a claim
@@ -32,8 +36,8 @@ from typing import Iterable, Sequence
 from rag.core.errors import ConfigError
 from rag.query.verify_model import answer_claim
 
-__all__ = ["Example", "ares_examples", "scifact_examples", "swap_number", "swap_entity", "remove_sentences",
-           "split_sentences", "load_verifier_data", "split_groups"]
+__all__ = ["Example", "ares_examples", "answerable_examples", "scifact_examples", "swap_number", "swap_entity", "remove_sentences",
+           "split_sentences", "load_verifier_data", "ares_files", "split_groups"]
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[])")
 _NUMBER = re.compile(r"(?<![\w.])(\d+(?:[.,]\d+)?)(?![\w])")
@@ -191,6 +195,46 @@ def ares_examples(files: Sequence[Path], per_file: int | None, seed: int, contex
     return out
 
 
+def _answer_text(answer: str) -> str:
+    return answer.strip().strip('"\'').rstrip(".").strip()
+
+
+def answerable_examples(files: Sequence[Path], per_file: int, seed: int, max_words: int = 170) -> list[Example]:
+    """Rows for the gate's question: is the question answered by this evidence? (see the module docstring)
+
+    Up to ``per_file`` faithful ARES rows per file (seeded) whose answer, at most 8 words, is found in
+    the document; rows share the group of the ARES question, so a held-out split keeps them together.
+    """
+    out: list[Example] = []
+    for path in files:
+        rng = random.Random(f"{seed}:answerable:{path.name}")
+        stem = path.name.split("_")[0]
+        usable = []
+        for r in _read_tsv(path):
+            answer, doc = _answer_text(r["generated_answer"] or ""), (r["document"] or "").strip()
+            if ((r["Context_Relevance_Label"] or "").strip() != "Yes"
+                    or (r["Answer_Faithfulness_Label"] or "").strip() != "Yes"
+                    or not answer or len(answer.split()) > 8 or answer.upper() in ("SUPPORTS", "REFUTES")):
+                continue
+            sentences = split_sentences(doc) or [doc]
+            hits = [i for i, s in enumerate(sentences) if answer.lower() in s.lower()]
+            if hits and len(hits) < len(sentences):
+                usable.append((r, answer, sentences, hits))
+        for r, answer, sentences, hits in rng.sample(usable, min(per_file, len(usable))):
+            query = r["synthetic_query"].strip()
+            group = f"ares:{stem}:{query}"
+            held = _clip_words(_evidence("", sentences, _window("", sentences, hits[:1], max_words)), max_words)
+            rest = [s for i, s in enumerate(sentences) if i not in set(hits)]
+            at = min(hits[0], len(rest) - 1)
+            gone = _clip_words(_evidence("", rest, _window("", rest, [at], max_words)), max_words)
+            if answer.lower() not in held.lower() or answer.lower() in gone.lower():
+                continue
+            out.append(Example(held, query, 1.0, "ares-question", group))
+            out.append(Example(gone, query, 0.0, "ares-question-removed", group))
+            out.append(Example(gone, answer_claim(answer, query), 0.0, "ares-answer-removed", group))
+    return out
+
+
 def _window(title: str, sentences: Sequence[str], keep: Sequence[int], max_words: int) -> list[int]:
     """Indices of a run of sentences around ``keep`` (all of them kept) that fits in ``max_words``."""
     chosen = sorted(set(i for i in keep if 0 <= i < len(sentences)))
@@ -276,12 +320,17 @@ def load_verifier_data(src: str | Path, per_file: int | None, seed: int, exclude
     if path.is_dir() and (path / "claims" / "claims_train.csv").is_file():
         return "scifact", scifact_examples(path, seed, max_words)
     if path.suffix == ".tsv" or (path.is_dir() and any(path.glob("*.tsv"))):
-        files = sorted(path.glob("*.tsv")) if path.is_dir() else [path]
-        files = [f for f in files if f.name.split("_")[0] not in set(exclude)]
-        if not files:
-            raise ConfigError(f"{src}: every .tsv file is excluded by --exclude")
-        return "ares", ares_examples(files, per_file, seed, context, max_words)
+        return "ares", ares_examples(ares_files(path, exclude), per_file, seed, context, max_words)
     raise ConfigError(f"{src}: not ARES .tsv rows or a SciFact folder (corpus.jsonl and claims/claims_train.csv)")
+
+
+def ares_files(path: Path, exclude: Sequence[str] = ()) -> list[Path]:
+    """The ARES .tsv files of ``path`` (a file or a folder) not named in ``exclude``."""
+    files = sorted(path.glob("*.tsv")) if path.is_dir() else [path]
+    files = [f for f in files if f.name.split("_")[0] not in set(exclude)]
+    if not files:
+        raise ConfigError(f"{path}: every .tsv file is excluded by --exclude")
+    return files
 
 
 def split_groups(rows: Sequence[Example], fraction: float, seed: int, cap: int | None = None) -> tuple[list[Example], list[Example]]:
