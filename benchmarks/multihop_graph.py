@@ -8,7 +8,14 @@ hybrid, no reranker), once with ``mode = "off"`` and once with ``"graph"``, in a
 
 - scifact: the BEIR corpus (5,183 abstracts, ingested as ``rag eval beir`` does) and its 300 test
   queries: nDCG@10 and recall@10 (trec_eval semantics, ``evals.metrics``);
-- clapnq: the imported dev suite (600 passages pooled, 600 questions): gold recall@5.
+- clapnq: the imported dev suite (600 passages pooled, 600 questions): gold recall@5 (the gold
+  passage's file among the top 5), and for the answerable questions whether the chunks holding the
+  gold answer's sentences are among them (``all_gold_sentences@5``: every sentence;
+  ``gold_sentence_recall@5``: the share of sentences). A sentence counts as found when a top-5
+  chunk of its file holds it, or its first or last 40%.
+
+``--files-first`` measures the variant reverted at f93e8e7 (each file's best passage ranked
+before any file's next one, in graph mode), for the record of why it stays out.
 
 Seconds per question are the median of ``gather`` over the questions (models loaded first), and
 the graph's own part (``hops_s``). HotpotQA, where multi-hop is meant to help, is measured by
@@ -84,6 +91,40 @@ def run_scifact(base: Settings, home: Path, folder: Path) -> dict[str, Any]:
     return out
 
 
+def _norm(text: str) -> str:
+    return " ".join(text.split())
+
+
+def sentences_found(gold: list[str], texts: list[str]) -> list[bool]:
+    """For each gold sentence: is it (or its first or last 40%) in one of ``texts``?"""
+    found = []
+    for sentence in map(_norm, gold):
+        h = max(20, int(len(sentence) * 0.4))
+        found.append(any(sentence in t or sentence[:h] in t or sentence[-h:] in t for t in map(_norm, texts)))
+    return found
+
+
+def files_first() -> None:
+    """Rank each file's best passage before any file's next one in multi-hop pools (the reverted 1a730ee)."""
+    import rag.query.multihop as mh
+    from rag.query.merge import labelled
+
+    def ranking(self: Any) -> list[Any]:
+        seq = {cid: i for i, cid in enumerate(self.chunks)}
+        order = self.head + sorted((c for c in self.total if c not in self.head),
+                                   key=lambda c: (-self.total[c], seq[c]))
+        seen = {self.chunks[cid].source for cid in self.head}
+        best: list[str] = []
+        later: list[str] = []
+        for cid in order[len(self.head):]:
+            (later if self.chunks[cid].source in seen else best).append(cid)
+            seen.add(self.chunks[cid].source)
+        order = self.head + best + later
+        return labelled([self.chunks[cid] for cid in order], [self.total[cid] for cid in order], mh.MULTIHOP)
+
+    mh._Merge.ranking = ranking
+
+
 def run_clapnq(base: Settings, home: Path, src: Path, work: Path) -> dict[str, Any]:
     from evals.importers import import_suite
     from evals.suite import read_suite
@@ -97,11 +138,20 @@ def run_clapnq(base: Settings, home: Path, src: Path, work: Path) -> dict[str, A
     out: dict[str, Any] = {"questions": len(items), "ingest": {"chunks": report["chunks_total"]}}
     for mode in MODES:
         evidence, cost = _gather_all(mode_settings(base, mode), home, "clapnq", [i.question for i in items], 5)
-        hits = 0
+        hits = every = found = sentences = asked = 0
         for item, ev in zip(items, evidence):
             gold = {str((suite_dir / g).resolve()) for g in item.gold_sources or ()}
             hits += bool(gold & {str(Path(c.source).resolve()) for c in ev.chunks[:5]})
-        out[mode] = {"gold_recall@5": round(hits / len(items), 4), **cost}
+            if item.gold_contexts:
+                got = sentences_found(list(item.gold_contexts), [c.text for c in ev.chunks[:5]
+                                                                 if str(Path(c.source).resolve()) in gold])
+                asked += 1
+                every += all(got)
+                found += sum(got)
+                sentences += len(got)
+        out[mode] = {"gold_recall@5": round(hits / len(items), 4),
+                     "all_gold_sentences@5": round(every / max(1, asked), 4),
+                     "gold_sentence_recall@5": round(found / max(1, sentences), 4), "with_sentences": asked, **cost}
     return out
 
 
@@ -111,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clapnq", type=Path, help="clapnq-dev folder")
     parser.add_argument("--work", type=Path, required=True, help="scratch folder for the home (e.g. /tmp/mhg)")
     parser.add_argument("--out", type=Path, help="also write the JSON here")
+    parser.add_argument("--files-first", action="store_true",
+                        help="measure the reverted variant: each file's best passage before any file's next one")
     args = parser.parse_args(argv)
     if not args.scifact and not args.clapnq:
         parser.error("give --scifact and/or --clapnq")
@@ -119,7 +171,9 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"{path} is not a folder")
     home = args.work / "home"
     base = load_settings(home)
-    result: dict[str, Any] = {"multihop": base.multihop.model_dump(exclude={"mode"})}
+    if args.files_first:
+        files_first()
+    result: dict[str, Any] = {"multihop": base.multihop.model_dump(exclude={"mode"}), "files_first": args.files_first}
     if args.clapnq:
         print("clapnq...", file=sys.stderr)
         result["clapnq"] = run_clapnq(base, home, args.clapnq, args.work)
