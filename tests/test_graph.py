@@ -220,6 +220,22 @@ def test_graph_hop_stays_out_of_a_comparison_and_enters_a_bridge() -> None:
     assert bridge.via["brooks"] == ("conrad brooks",) and bridge.hops[0].found >= 1
 
 
+def test_graph_hop_fetches_the_other_side_of_a_comparison_the_first_hop_missed() -> None:
+    from rag.query.multihop import walk_graph
+
+    graph = _Graph({**FILMS, "derrickson": "Scott Derrickson directs horror films."})  # no name shared with Ed Wood
+    config = settings("graph").multihop
+    first = _first(graph, ["wood", "other", "brooks"])  # nothing about Scott Derrickson
+    found = walk_graph("Were Scott Derrickson and Ed Wood of the same nationality?", first, graph, config)
+    ranked = [c.chunk_id for c in found.chunks]
+    assert ranked[0] == "wood" and ranked.index("derrickson") < ranked.index("other")
+    assert found.via["derrickson"] == ("scott derrickson",)
+    assert found.hops_of["derrickson"] == (2,) and not found.stopped
+    # only proper names count: the same words in lower case are no name the question is about
+    lower = walk_graph("were scott derrickson and ed wood of the same nationality?", first, graph, config)
+    assert "derrickson" not in [c.chunk_id for c in lower.chunks]
+
+
 def test_gather_keeps_a_comparison_as_the_question_found_it(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
     for name, text in FILMS.items():
         write(tmp_path / "docs" / f"{name}.txt", text)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence
 
 from rag.core import prompts
 from rag.core.config import MultihopConfig
-from rag.core.entities import mentions, norm
+from rag.core.entities import entity_keys, mentions, norm
 from rag.query.merge import labelled, minmax
 from rag.core.records import ScoredChunk
 
@@ -44,6 +44,8 @@ LLM_READ = 3  # passages the LLM reads before writing the next query (prompt tok
 LLM_READ_CHARS = 400
 MULTIHOP = "multihop"
 MIN_REACH = 0.03  # graph: a walk's best reached passage gains the full weight only with this share of the walk's mass
+ABOUT_SHARE = 1.0  # graph: what a passage about another name of the question gains, times graph_weight
+ABOUT_PASSAGES = 1  # graph: passages taken per such name
 SUBJECT_DEPTH = 10  # graph: first-hop passages checked for being about names the question holds
 
 # Search(text, k, retriever_name_or_None) -> ranking, best first.
@@ -191,6 +193,21 @@ def follow_links(question: str, first: Sequence[ScoredChunk], search: Search, co
     return pool.result(hops)
 
 
+def _about_others(question: str, found: Any, about: set[str], first: Sequence[ScoredChunk]) -> dict[str, str]:
+    """Passages about the question's proper names (capitalised in it) that none of the first hop's best passages
+    is about, the best-ranked first."""
+    rank = {c.chunk_id: i for i, c in enumerate(first)}
+    proper = [f" {k} " for k in entity_keys(question)]
+    out: dict[str, str] = {}  # chunk id -> the name it is about
+    for name in found.names:
+        if name in about or not any(f" {name} " in k for k in proper):
+            continue
+        ids = [cid for cid, subject in found.subjects.items() if subject == name]
+        ids.sort(key=lambda cid: (rank.get(cid, len(rank)), -found.scores.get(cid, 0.0)))
+        out.update((cid, name) for cid in ids[:ABOUT_PASSAGES])
+    return out
+
+
 def walk_graph(question: str, first: Sequence[ScoredChunk], graph: Graph, config: MultihopConfig) -> MultiHopResult:
     """One hop through the entity graph: a walk from each of the best passages (no LLM).
 
@@ -201,12 +218,16 @@ def walk_graph(question: str, first: Sequence[ScoredChunk], graph: Graph, config
     rises, and one only the graph finds can enter. The seeds themselves gain nothing. When two or
     more of the best passages are each about a name the question holds (a comparison: 'Were X and Y
     of the same nationality?'), the question has found its passages already and the hop stays out.
+    When exactly one is, the passage about each other proper name of the question (its first name is
+    that name) gains as much as the walk's best reached passage (HippoRAG's link from the question's
+    entities to the passages about them): the comparison whose first hop found only one side.
     """
     pool = _Merge(first, config.keep)
     seeds = [c.chunk_id for c in first[: config.graph_seeds]]
     names: dict[str, None] = {}
     via: dict[str, tuple[str, ...]] = {}
     credited: set[str] = set()
+    about_others: dict[str, str] = {}
     for j, seed in enumerate(seeds):
         found = graph.walk(question, {seed: 1.0})
         if found.note:
@@ -216,6 +237,8 @@ def walk_graph(question: str, first: Sequence[ScoredChunk], graph: Graph, config
         if len(about) >= 2:  # 'Were X and Y of the same nationality?': the question already names its passages
             return pool.result([Hop(2, "graph", tuple(names), 0)],
                                stopped=f"the best passages are about {len(about)} names the question holds")
+        if len(about) == 1 and j == 0:  # the question names more than one thing: fetch what the others are about
+            about_others = _about_others(question, found, about, first)
         reached = {cid: v for cid, v in found.scores.items() if cid not in seeds}
         top = max(max(reached.values(), default=0.0), MIN_REACH)
         if top <= 0:
@@ -230,6 +253,15 @@ def walk_graph(question: str, first: Sequence[ScoredChunk], graph: Graph, config
                 credited.add(cid)
                 if cid in found.via and cid not in via:
                     via[cid] = found.via[cid]
+    extra = [cid for cid in about_others if cid not in pool.head]
+    missing = [cid for cid in extra if cid not in pool.chunks]
+    known = {c.chunk_id: c for c in graph.passages(missing)} if missing else {}
+    for cid in extra:  # a passage about another name of the question: as much as the walk's best reached one
+        chunk = pool.chunks.get(cid) or known.get(cid)
+        if chunk is not None:
+            pool.add(chunk, config.graph_weight * ABOUT_SHARE, 2)
+            credited.add(cid)
+            via.setdefault(cid, (about_others[cid],))
     if not credited:
         return pool.result([Hop(2, "graph", tuple(names), 0)], stopped="the graph links none of the passages")
     carried = [k for keys in via.values() for k in keys]
