@@ -152,7 +152,7 @@ def tune_embedder_cmd(obj: Context, as_json: bool, reembed: bool, **kw: Any) -> 
               "repeatable. Keep one aside to measure on.")
 @click.option("--context/--no-context", default=False, show_default=True,
               help="Also train on ARES context-relevance rows as (document, question) pairs.")
-@click.option("--answerable", type=int, default=0, show_default=True,
+@click.option("--answerable", type=click.IntRange(min=0), default=0, show_default=True,
               help="Per ARES file, N faithful rows whose short answer is in the document become rows for the "
               "gate's question: the question against the evidence with the answer (supported) and without "
               "its sentences (not). Not counted in --max-rows.")

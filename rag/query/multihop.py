@@ -193,7 +193,7 @@ def follow_links(question: str, first: Sequence[ScoredChunk], search: Search, co
     return pool.result(hops)
 
 
-def _about_others(question: str, found: Any, about: set[str], first: Sequence[ScoredChunk]) -> dict[str, str]:
+def _about_others(question: str, found: GraphWalk, about: set[str], first: Sequence[ScoredChunk]) -> dict[str, str]:
     """Passages about the question's proper names (capitalised in it) that none of the first hop's best passages
     is about, the best-ranked first."""
     rank = {c.chunk_id: i for i, c in enumerate(first)}
