@@ -20,7 +20,8 @@ CHECKPOINT_S=${CHECKPOINT_S:-900}
 WT=/tmp/frozen-$COMMIT
 H=/tmp/rag-full/hotpotqa C=/tmp/rag-full/clapnq
 # home : cache file (named from the suite path, the home and the collection) : results folder
-RUNS="$H:hotpotqa-suite-b2dcdc9e8ff6:hotpotqa-500 $C:clapnq-suite-ea5659c7e058:clapnq-600"
+# (each run's folder is named after COMMIT; hotpotqa-500/ and clapnq-600/ hold the run at 938528b)
+RUNS="$H:hotpotqa-suite-b2dcdc9e8ff6:hotpotqa-500-$COMMIT $C:clapnq-suite-ea5659c7e058:clapnq-600-$COMMIT"
 PARTS="python3 $REPO/benchmarks/eval_cache_parts.py"
 
 checkpoint() {  # the caches as gzipped parts under $LOCAL; nothing is committed
@@ -86,13 +87,13 @@ for run in $RUNS; do
 done
 mkdir -p $H/full $C/full
 if [ -s $H/eval-cache/hotpotqa-suite-b2dcdc9e8ff6.jsonl ]; then  # restored answers must be taken as cached
-  RAG_MULTIHOP_MODE=links rag --home $H eval run /tmp/suites/hotpotqa/suite.jsonl -c hotpotqa --limit 3 --json \
+  rag --home $H eval run /tmp/suites/hotpotqa/suite.jsonl -c hotpotqa --limit 3 --json \
     | python -c "import json,sys; d=json.load(sys.stdin); print('cached of the first 3:', d['cached']); sys.exit(d['cached'] != 3)"
 fi
 ( while sleep "$CHECKPOINT_S"; do checkpoint; done ) &
 LOOP=$!
 trap 'kill $LOOP 2>/dev/null || true; checkpoint' EXIT
-RAG_MULTIHOP_MODE=links rag --home $H eval run /tmp/suites/hotpotqa/suite.jsonl -c hotpotqa \
+rag --home $H eval run /tmp/suites/hotpotqa/suite.jsonl -c hotpotqa \
   --out $H/full/results.jsonl --report $H/full/report.md --run-file $H/full/run.trec --json > $H/full/summary.json
 rag --home $C eval run /tmp/suites/clapnq/suite.jsonl -c clapnq \
   --out $C/full/results.jsonl --report $C/full/report.md --run-file $C/full/run.trec --json > $C/full/summary.json
