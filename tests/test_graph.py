@@ -213,6 +213,10 @@ def test_graph_hop_stays_out_of_a_comparison_and_enters_a_bridge() -> None:
     same = walk_graph("Were Scott Derrickson and Ed Wood of the same nationality?", first, graph, config)
     assert [c.chunk_id for c in same.chunks] == ["wood", "derrickson", "other", "brooks"]  # untouched
     assert "about 2 names the question holds" in same.stopped and same.hops[0].found == 0
+    low = walk_graph("Were Scott Derrickson and Ed Wood of the same nationality?",
+                     _first(graph, ["wood", "other", "brooks", "derrickson"]), graph, config)
+    assert [c.chunk_id for c in low.chunks][:2] == ["wood", "derrickson"]  # each side's passage rises, no walk
+    assert low.via["derrickson"] == ("scott derrickson",) and "about 2 names" in low.stopped
 
     bridge = walk_graph("Which friend of the filmmaker Ed Wood acted in his films?", first, graph, config)
     ranked = [c.chunk_id for c in bridge.chunks]

@@ -217,9 +217,10 @@ def walk_graph(question: str, first: Sequence[ScoredChunk], graph: Graph, config
     strongly), so a passage that matches the question and shares rare names with the best passages
     rises, and one only the graph finds can enter. The seeds themselves gain nothing. When two or
     more of the best passages are each about a name the question holds (a comparison: 'Were X and Y
-    of the same nationality?'), the question has found its passages already and the hop stays out.
-    When exactly one is, the passage about each other proper name of the question (its first name is
-    that name) gains as much as the walk's best reached passage (HippoRAG's link from the question's
+    of the same nationality?'), the question has found its passages already and the walk stays out.
+    Instead, the best of them about each such name gains as much as the walk's best reached passage,
+    so both sides reach the top few. When exactly one is, the passage about each other proper name
+    of the question (its first name is that name) gains as much (HippoRAG's link from the question's
     entities to the passages about them): the comparison whose first hop found only one side.
     """
     pool = _Merge(first, config.keep)
@@ -235,8 +236,16 @@ def walk_graph(question: str, first: Sequence[ScoredChunk], graph: Graph, config
         names.update(dict.fromkeys(found.names))
         about = {found.subjects[c.chunk_id] for c in first[:SUBJECT_DEPTH] if c.chunk_id in found.subjects}
         if len(about) >= 2:  # 'Were X and Y of the same nationality?': the question already names its passages
-            return pool.result([Hop(2, "graph", tuple(names), 0)],
-                               stopped=f"the best passages are about {len(about)} names the question holds")
+            lifted: dict[str, tuple[str, ...]] = {}
+            for c in first[:SUBJECT_DEPTH]:  # the best passage about each of them rises, the walk stays out
+                name = found.subjects.get(c.chunk_id)
+                if name is not None and name not in {n for (n,) in lifted.values()}:
+                    lifted[c.chunk_id] = (name,)
+                    if c.chunk_id not in pool.head:
+                        pool.add(c, config.graph_weight * ABOUT_SHARE, 2)
+            result = pool.result([Hop(2, "graph", tuple(names), 0)],
+                                 stopped=f"the best passages are about {len(about)} names the question holds")
+            return replace(result, via=lifted)
         if len(about) == 1 and j == 0:  # the question names more than one thing: fetch what the others are about
             about_others = _about_others(question, found, about, first)
         reached = {cid: v for cid, v in found.scores.items() if cid not in seeds}
