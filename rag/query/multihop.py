@@ -236,13 +236,12 @@ def walk_graph(question: str, first: Sequence[ScoredChunk], graph: Graph, config
         names.update(dict.fromkeys(found.names))
         about = {found.subjects[c.chunk_id] for c in first[:SUBJECT_DEPTH] if c.chunk_id in found.subjects}
         if len(about) >= 2:  # 'Were X and Y of the same nationality?': the question already names its passages
-            lifted: dict[str, tuple[str, ...]] = {}
+            best: dict[str, ScoredChunk] = {}
             for c in first[:SUBJECT_DEPTH]:  # the best passage about each of them rises, the walk stays out
-                name = found.subjects.get(c.chunk_id)
-                if name is not None and name not in {n for (n,) in lifted.values()}:
-                    lifted[c.chunk_id] = (name,)
-                    if c.chunk_id not in pool.head:
-                        pool.add(c, config.graph_weight * ABOUT_SHARE, 2)
+                best.setdefault(found.subjects.get(c.chunk_id, ""), c)
+            lifted = {c.chunk_id: (name,) for name, c in best.items() if name and c.chunk_id not in pool.head}
+            for cid in lifted:
+                pool.add(pool.chunks[cid], config.graph_weight * ABOUT_SHARE, 2)
             result = pool.result([Hop(2, "graph", tuple(names), 0)],
                                  stopped=f"the best passages are about {len(about)} names the question holds")
             return replace(result, via=lifted)
