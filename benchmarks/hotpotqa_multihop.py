@@ -4,7 +4,8 @@ The suite comes from ``rag eval import hotpotqa ../shared/data/hotpotqa-dev-500 
 (suite.jsonl + docs/, one paragraph per file). All paragraphs are pooled into one collection
 (ingested once under --home, reused afterwards). For each mode the evidence is gathered exactly
 as ``rag ask`` gathers it (``Answerer.gather``), and the script prints one JSON object:
-both@5 / both@10 (both gold paragraphs among the top 5 / 10 passages), LLM calls and seconds
+both@5 / both@10 (both gold paragraphs among the top 5 / 10 passages), recall@5 / recall@10 (the
+share of gold paragraphs among them, as the multi-hop issue's other sets report it), LLM calls and seconds
 per question; with --answers also answer EM / F1 (SQuAD normalisation; citations removed) and
 whether the gold answer occurs in the answer (answer_contains).
 
@@ -93,6 +94,7 @@ def run_mode(mode: str, items: list[Any], suite_dir: Path, settings: Settings, h
     answerer = Answerer(mode_settings(settings, mode), home, collection, llm=llm, rerank=rerank)
     hits = {5: 0, 10: 0}
     one = {5: 0, 10: 0}
+    share = {5: 0.0, 10: 0.0}
     llm_calls, seconds = 0, 0.0
     ems: list[float] = []
     f1s: list[float] = []
@@ -109,6 +111,7 @@ def run_mode(mode: str, items: list[Any], suite_dir: Path, settings: Settings, h
                 found = {str(Path(c.source).resolve()) for c in evidence.chunks[:k]}
                 hits[k] += gold <= found
                 one[k] += bool(gold & found)
+                share[k] += len(gold & found) / max(len(gold), 1)
             if answers:
                 t1 = time.perf_counter()
                 top = dataclasses.replace(evidence, chunks=evidence.chunks[: answerer.settings.answer.k])
@@ -128,6 +131,7 @@ def run_mode(mode: str, items: list[Any], suite_dir: Path, settings: Settings, h
     out: dict[str, Any] = {
         "both@5": round(hits[5] / n, 4), "both@10": round(hits[10] / n, 4),
         "any@5": round(one[5] / n, 4), "any@10": round(one[10] / n, 4),
+        "recall@5": round(share[5] / n, 4), "recall@10": round(share[10] / n, 4),
         "llm_calls_per_q": round(llm_calls / n, 3), "seconds_per_q": round(seconds / n, 3),
     }  # fmt: skip
     if answers:
