@@ -87,8 +87,9 @@ for run in $RUNS; do
 done
 mkdir -p $H/full $C/full
 if [ -s $H/eval-cache/hotpotqa-suite-b2dcdc9e8ff6.jsonl ]; then  # restored answers must be taken as cached
+  # (a question whose scoring failed is not cached and is asked again, so not all 3 need be; none is a key mismatch)
   rag --home $H eval run /tmp/suites/hotpotqa/suite.jsonl -c hotpotqa --limit 3 --json \
-    | python -c "import json,sys; d=json.load(sys.stdin); print('cached of the first 3:', d['cached']); sys.exit(d['cached'] != 3)"
+    | python -c "import json,sys; d=json.load(sys.stdin); print('cached of the first 3:', d['cached']); sys.exit(d['cached'] == 0)"
 fi
 ( while sleep "$CHECKPOINT_S"; do checkpoint; done ) &
 LOOP=$!
