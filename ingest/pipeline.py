@@ -38,7 +38,7 @@ from rag.core.bm25 import GENERATION, sync_from_store
 from rag.core.entity_graph import graph_in_step, sync_graph
 from rag.core.config import Settings
 from rag.core.disk import ensure_free
-from rag.core.entities import ENTITIES, ENTITIES_VERSION, EXTRACTOR, entity_keys
+from rag.core.entities import ENTITIES, ENTITIES_VERSION, EXTRACTOR, chunk_keys
 from rag.core.faults import fault_point
 from rag.core.errors import ConfigError, LoadError, RagError, UnsupportedFileError
 from rag.core.home import CollectionPaths, collection_paths
@@ -328,7 +328,7 @@ class Ingestor:
                 for c, vector in zip(part[start:start + UPSERT_BATCH], vectors[start:start + UPSERT_BATCH]):
                     idx, val = bm25_document_weights(self.analyzer.tokens(c.indexed_text), avgdl, k1, b)
                     payload = c.payload(hashes[c.source], versions[c.source])
-                    payload[ENTITIES] = entity_keys(c.indexed_text)  # the entity graph's edges ([multihop] graph)
+                    payload[ENTITIES] = chunk_keys(c.text, c.context, c.chunk_index)  # the entity graph's edges ([multihop] graph)
                     payload[ENTITIES_VERSION] = EXTRACTOR
                     if self.origin:
                         payload[ORIGIN] = self.origin

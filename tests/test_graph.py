@@ -11,7 +11,7 @@ import pytest
 
 from ingest.pipeline import Ingestor
 from rag.core.config import Settings
-from rag.core.entities import ENTITIES, ENTITIES_VERSION, entity_keys
+from rag.core.entities import ENTITIES, ENTITIES_VERSION, chunk_keys, entity_keys
 from rag.core.entity_graph import (
     ALIAS_MIN_WORDS, ALIAS_WEIGHT, GRAPH_FILE, MAX_DF_SHARE, MIN_MAX_DF, SUBJECT_WEIGHT, ChunkNames, GraphArrays,
     build_edges, manifest_states, read_store, sync_graph,
@@ -54,6 +54,17 @@ def test_entity_keys_are_normalised_names() -> None:
     text = "Kiss and Tell (1945 film) starred Shirley Temple. In 1945 Shirley Temple was 17. A B."
     assert entity_keys(text) == ["kiss and tell", "shirley temple"]  # once each; no year, no one-letter name
     assert entity_keys("no names here at all.") == []
+
+
+def test_a_titled_documents_first_chunk_is_about_its_title_in_any_case() -> None:
+    entry = "instruction scheduling\n\n<compiler> Generally, a phase that reorders MIPS code. However it is slow."
+    assert chunk_keys(entry, chunk_index=0) == ["instruction scheduling", "mips"]  # no 'Generally', 'However'
+    assert chunk_keys(entry, chunk_index=1) == ["mips"]  # a later chunk: its first line is no title
+    assert chunk_keys("The Beatles\n\nThe Beatles were a band from Liverpool.", chunk_index=0) == [
+        "beatles", "liverpool"]  # the title as its mentions are named
+    assert chunk_keys("one line, no title: Alan Turing.", chunk_index=0) == ["alan turing"]
+    assert chunk_keys("Kiss and Tell (1945 film)\n\nA film with Shirley Temple.", "Films", 0)[:2] == [
+        "kiss and tell", "films"]
 
 
 def test_walk_reaches_a_passage_through_a_shared_rare_name() -> None:
@@ -144,11 +155,14 @@ def test_graph_follows_every_change_of_the_collection(tmp_path: Path, embedder) 
 def test_chunks_without_stored_names_get_them_from_their_text(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
     write(tmp_path / "docs" / "a.txt", "Ada Lovelace worked with Charles Babbage on the Analytical Engine.")
     write(tmp_path / "docs" / "b.txt", "Charles Babbage designed the Difference Engine in London.")
+    write(tmp_path / "docs" / "c.txt", "difference engine\n\nA mechanical calculator of Charles Babbage.")
     Ingestor(Settings(), tmp_path / "home", embedder=embedder).run([tmp_path / "docs"])
     searcher = Searcher(Settings(), tmp_path / "home", rerank=False)
     try:
         store = searcher.ctx.store
         stored = dict(store.scroll())
+        titled = next(p for p in stored.values() if p["source"].endswith("c.txt"))
+        assert titled[ENTITIES] == ["difference engine", "charles babbage"]  # its title first, lower case or not
         vectors = store.vectors(list(stored))
         # as a collection ingested before the names were stored: the same points without them
         store.upsert([StoredPoint(cid, vectors[cid][0], vectors[cid][1], vectors[cid][2],

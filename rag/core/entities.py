@@ -2,7 +2,8 @@
 
 Used at ingest (each chunk's payload keeps its ``entities``) and at query time (the names in the
 question; ``links`` multi-hop). A cheap, deterministic extractor with no model: runs of
-capitalised words with connectors such as 'of' and 'the' inside, at sentence level.
+capitalised words with connectors such as 'of' and 'the' inside, at sentence level. A document's
+first chunk is also about its title line, in whatever case (``chunk_keys``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import re
 ENTITIES = "entities"  # the payload field of a chunk's entity keys
 ENTITIES_VERSION = "entities_v"  # ... and the EXTRACTOR version that made them
 MAX_ENTITIES = 64  # per chunk, in order of first mention
-EXTRACTOR = 2  # bump when the extraction changes: stored keys of another version are recomputed
+EXTRACTOR = 3  # bump when the extraction changes: stored keys of another version are recomputed
 
 _CONNECTORS = {"of", "the", "and", "de", "da", "von", "van", "du", "la", "le", "del", "di", "for", "on"}
 _NOT_NAMES = {
@@ -23,7 +24,9 @@ _NOT_NAMES = {
     "January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November",
     "December", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday", "Over", "Under",
     "Are", "Were", "Did", "Do", "Does", "Has", "Have", "Had", "Can", "Could", "Would", "Should", "Will", "Whose",
-    "When", "Why", "Whom", "Name", "Between",
+    "When", "Why", "Whom", "Name", "Between", "However", "Thus", "Therefore", "Then", "Now", "Here", "See", "Note",
+    "Such", "Not", "No", "More", "Your", "Our", "My", "Only", "Even", "Because", "Unlike", "Like", "Until", "Though",
+    "Instead", "Every", "All", "Any", "Another", "So", "Yet", "Once", "Often", "Usually", "Generally",
 }  # fmt: skip
 _SENTENCE = re.compile(r"(?<!\b[A-Z]\.)(?<=[.!?])\s+|\n+")  # not after an initial: 'Roger O. Egeberg' is one name
 _EDGE_PUNCT = ",;:()\"“”'’.!?[]{}"
@@ -91,3 +94,26 @@ def entity_keys(text: str, limit: int = MAX_ENTITIES) -> list[str]:
         if len(keys) >= limit:
             break
     return keys
+
+
+def chunk_keys(text: str, context: str = "", chunk_index: int | None = None, limit: int = MAX_ENTITIES) -> list[str]:
+    """A chunk's names for the entity graph: those of its indexed text (context header, then text), with the
+    document's title line first for a document's first chunk, lower case or not ('instruction scheduling').
+
+    A short first line is what a titled document (a dictionary entry, a wiki page) is about, and the
+    graph takes a chunk's first name as its subject.
+
+    >>> chunk_keys("instruction scheduling\\n\\nA compiler phase that reorders MIPS instructions.", chunk_index=0)
+    ['instruction scheduling', 'mips']
+    """
+    keys = entity_keys(f"{context}\n\n{text}" if context else text, limit)
+    if chunk_index not in (0, None):
+        return keys
+    first = text.strip().split("\n", 1)[0].strip()
+    words = _POSSESSIVE.sub("", first).split() if 0 < len(first) <= 100 and "\n" in text.strip() else []
+    while words and (words[0].capitalize() in _NOT_NAMES or words[0].lower() in _CONNECTORS):
+        words.pop(0)  # 'The Beatles' is 'beatles', as its mentions are
+    title = norm(" ".join(words))
+    if len(title) < 2 or title.replace(" ", "").isdigit() or len(title.split()) > 8:
+        return keys
+    return [title, *(k for k in keys if k != title)][:limit]

@@ -35,10 +35,9 @@ import numpy as np
 
 from rag.core.disk import ensure_free, write_error
 from rag.core.errors import StoreError
-from rag.core.entities import ENTITIES, ENTITIES_VERSION, EXTRACTOR, entity_keys
+from rag.core.entities import ENTITIES, ENTITIES_VERSION, EXTRACTOR, chunk_keys
 from rag.core.faults import fault_point
 from rag.core.home import CollectionPaths
-from rag.core.records import indexed_text
 
 SUBJECT_WEIGHT = 8.0  # a chunk's first name (its subject, most often) against 1 for the others
 ALIAS_WEIGHT = 0.5  # a shorter name inside one of the chunk's own names
@@ -69,7 +68,9 @@ def stored_keys(payload: Mapping[str, Any]) -> list[str]:
     keys = payload.get(ENTITIES)
     if isinstance(keys, list) and payload.get(ENTITIES_VERSION) == EXTRACTOR:
         return [str(k) for k in keys]
-    return entity_keys(indexed_text(str(payload.get("text", "")), str(payload.get("context") or "")))
+    index = payload.get("chunk_index")
+    return chunk_keys(str(payload.get("text", "")), str(payload.get("context") or ""),
+                      index if isinstance(index, int) else None)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
