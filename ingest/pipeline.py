@@ -328,7 +328,8 @@ class Ingestor:
                 for c, vector in zip(part[start:start + UPSERT_BATCH], vectors[start:start + UPSERT_BATCH]):
                     idx, val = bm25_document_weights(self.analyzer.tokens(c.indexed_text), avgdl, k1, b)
                     payload = c.payload(hashes[c.source], versions[c.source])
-                    payload[ENTITIES] = chunk_keys(c.text, c.context, c.chunk_index)  # the entity graph's edges ([multihop] graph)
+                    # the entity graph's edges ([multihop] graph)
+                    payload[ENTITIES] = chunk_keys(c.text, c.context, c.chunk_index)
                     payload[ENTITIES_VERSION] = EXTRACTOR
                     if self.origin:
                         payload[ORIGIN] = self.origin

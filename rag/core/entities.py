@@ -107,7 +107,7 @@ def chunk_keys(text: str, context: str = "", chunk_index: int | None = None, lim
     ['instruction scheduling', 'mips']
     """
     keys = entity_keys(f"{context}\n\n{text}" if context else text, limit)
-    if chunk_index not in (0, None):
+    if chunk_index != 0:  # a later chunk, or one whose place is unknown: its first line is no title
         return keys
     first = text.strip().split("\n", 1)[0].strip()
     words = _POSSESSIVE.sub("", first).split() if 0 < len(first) <= 100 and "\n" in text.strip() else []
