@@ -195,11 +195,14 @@ class _Graph:
     """The Graph protocol over one EntityGraph and its chunks (what CollectionSearch gives a real collection)."""
 
     def __init__(self, docs: dict[str, str]) -> None:
-        self.graph = EntityGraph.build((k, entity_keys(v)) for k, v in docs.items())
+        self.graph = EntityGraph.build((k, chunk_keys(v, chunk_index=0)) for k, v in docs.items())
         self.chunks = {k: ScoredChunk(chunk_id=k, text=v, source=f"/d/{k}.txt", score=0.0) for k, v in docs.items()}
 
     def walk(self, question: str, seeds):  # type: ignore[no-untyped-def]
         return self.graph.walk(question, seeds)
+
+    def about(self, text: str):  # type: ignore[no-untyped-def]
+        return self.graph.about(text)
 
     def passages(self, ids):  # type: ignore[no-untyped-def]
         return [self.chunks[i] for i in ids if i in self.chunks]
@@ -252,6 +255,33 @@ def test_graph_hop_fetches_the_other_side_of_a_comparison_the_first_hop_missed()
     # only proper names count: the same words in lower case are no name the question is about
     lower = walk_graph("were scott derrickson and ed wood of the same nationality?", first, graph, config)
     assert "derrickson" not in [c.chunk_id for c in lower.chunks]
+
+
+# A dictionary: entries titled in lower case, linked by the terms they use, not by capitalised names.
+ENTRIES = {
+    "mips": "Stanford MIPS\n\nA processor whose compiler fills delay slots by instruction scheduling and register allocation.",
+    "delay": "delay slot\n\nThe instruction slot after a branch of a pipelined processor.",
+    "regalloc": "register allocation\n\nA compiler phase assigning variables to registers.",
+    "sched": "instruction scheduling\n\nA compiler phase that reorders instructions; studied by John Hennessy.",
+    "cache": "cache\n\nA small fast memory near the processor.",
+}
+
+
+def test_graph_hop_lifts_the_entry_about_a_lower_case_term_the_best_passage_uses() -> None:
+    from rag.query.multihop import walk_graph
+
+    graph = _Graph(ENTRIES)
+    assert graph.about(ENTRIES["mips"])["sched"] == "instruction scheduling"  # a name in any case, longest first
+    config = settings("graph").multihop
+    question = "Who studied the compiler phase that fills the delay slots of the Stanford MIPS processor?"
+    first = _first(graph, ["mips", "cache", "sched", "delay", "regalloc"])
+    found = walk_graph(question, first, graph, config)
+    ranked = [c.chunk_id for c in found.chunks]
+    assert ranked[0] == "mips" and ranked.index("sched") < ranked.index("cache")  # mentioned by the best, and a match
+    assert found.via["sched"] == ("instruction scheduling",) and found.hops_of["sched"] == (1, 2)
+    # the entry about a term the best passage uses gains as much as it matches the question: the first hop's last,
+    # nothing; and an entry the best passage does not mention gains nothing from it
+    assert ranked[-2:] == ["delay", "regalloc"] and "regalloc" not in found.via and "delay" not in found.via
 
 
 def test_gather_keeps_a_comparison_as_the_question_found_it(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]

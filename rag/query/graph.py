@@ -65,6 +65,7 @@ class EntityGraph:
     idf: np.ndarray
     subject: np.ndarray  # per chunk: the column of its first name (what it is about, most often), -1 for none
     generation: int | None = None
+    by_subject: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # name -> the chunks about it
 
     @classmethod
     def build(cls, chunks: Iterable[tuple[str, Sequence[str]]], generation: int | None = None) -> "EntityGraph":
@@ -81,9 +82,13 @@ class EntityGraph:
         forward = forward / np.maximum(np.bincount(rows, weights=forward, minlength=n), 1e-12)[rows] if len(rows) else forward
         backward = weight / np.maximum(np.bincount(cols, weights=weight, minlength=len(arrays.vocab)), 1e-12)[cols] \
             if len(rows) else weight
+        about: dict[str, list[str]] = {}
+        for r, c in enumerate(arrays.subject.tolist()):
+            if c >= 0:
+                about.setdefault(arrays.vocab[c], []).append(arrays.ids[r])
         return cls(tuple(arrays.ids), tuple(arrays.vocab), {cid: i for i, cid in enumerate(arrays.ids)},
                    {key: i for i, key in enumerate(arrays.vocab)}, rows, cols, forward, backward, idf, arrays.subject,
-                   generation)
+                   generation, {k: tuple(v) for k, v in about.items()})
 
     @property
     def edges(self) -> int:
@@ -106,6 +111,18 @@ class EntityGraph:
                 if part in self.col and not any(part in f" {k} " or part == k for k in found):
                     found.append(part)
         return list(dict.fromkeys(found))
+
+    def about(self, text: str) -> dict[str, str]:
+        """Chunks about a name ``text`` mentions in any case (their first name: a title line, most often), each
+        with that name; the longest names first ('instruction scheduling' before 'scheduling')."""
+        words = norm(text).split()
+        found: dict[str, str] = {}
+        for size in range(min(MAX_NGRAM, len(words)), 0, -1):
+            for start in range(len(words) - size + 1):
+                part = " ".join(words[start:start + size])
+                for cid in self.by_subject.get(part, ()):
+                    found.setdefault(cid, part)
+        return found
 
     def _step(self, x: np.ndarray, forward: np.ndarray) -> np.ndarray:
         names = np.bincount(self.cols, weights=forward * x[self.rows], minlength=len(self.keys))

@@ -45,6 +45,7 @@ LLM_READ_CHARS = 400
 MULTIHOP = "multihop"
 MIN_REACH = 0.03  # graph: a walk's best reached passage gains the full weight only with this share of the walk's mass
 ABOUT_SHARE = 1.0  # graph: what a passage about another name of the question gains, times graph_weight
+TITLED_SHARE = 1.0  # graph: a passage about a name the best passage mentions gains this x graph_weight x its match
 ABOUT_PASSAGES = 1  # graph: passages taken per such name
 SUBJECT_DEPTH = 10  # graph: first-hop passages checked for being about names the question holds
 
@@ -58,6 +59,8 @@ class Graph(Protocol):
     def walk(self, question: str, seeds: Mapping[str, float]) -> GraphWalk: ...
 
     def passages(self, ids: Sequence[str]) -> list[ScoredChunk]: ...
+
+    def about(self, text: str) -> Mapping[str, str]: ...
 
 @dataclass(frozen=True, slots=True)
 class Hop:
@@ -261,6 +264,14 @@ def walk_graph(question: str, first: Sequence[ScoredChunk], graph: Graph, config
                 credited.add(cid)
                 if cid in found.via and cid not in via:
                     via[cid] = found.via[cid]
+    if first:  # the passages about a name the best passage mentions, in any case ('instruction scheduling'): the
+        # title lookup of `links` without capitals; each gains as much as it matches the question
+        match = _scaled(first)
+        for cid, name in graph.about(first[0].text).items():
+            if match.get(cid, 0.0) > 0 and cid not in pool.head and cid != first[0].chunk_id and name not in names:
+                pool.add(pool.chunks[cid], config.graph_weight * TITLED_SHARE * match[cid], 2)
+                credited.add(cid)
+                via.setdefault(cid, (name,))
     extra = [cid for cid in about_others if cid not in pool.head]
     missing = [cid for cid in extra if cid not in pool.chunks]
     known = {c.chunk_id: c for c in graph.passages(missing)} if missing else {}

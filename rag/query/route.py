@@ -224,6 +224,15 @@ class CollectionSearch:
             subjects.update(found.subjects)
         return GraphWalk(scores, tuple(names), via, subjects)
 
+    def about(self, text: str) -> dict[str, str]:
+        """Chunks of every open collection about a name ``text`` mentions, with the name (``EntityGraph.about``)."""
+        found: dict[str, str] = {}
+        for s in self.searchers.values():
+            graph = s.entity_graph()
+            if graph is not None:
+                found.update(graph.about(text))
+        return found
+
     def passages(self, ids: Sequence[str]) -> list[ScoredChunk]:
         """The chunks with ``ids`` from whichever open collection holds them (e.g. reached by the graph)."""
         out: list[ScoredChunk] = []
