@@ -224,7 +224,10 @@ def walk_graph(question: str, first: Sequence[ScoredChunk], graph: Graph, config
     Instead, the best of them about each such name gains as much as the walk's best reached passage,
     so both sides reach the top few. When exactly one is, the passage about each other proper name
     of the question (its first name is that name) gains as much (HippoRAG's link from the question's
-    entities to the passages about them): the comparison whose first hop found only one side.
+    entities to the passages about them): the comparison whose first hop found only one side. Last,
+    the passages about a name the best passage mentions in any case ('instruction scheduling', a
+    lower-case title) gain ``TITLED_SHARE`` x ``graph_weight`` x their scaled first-hop score: linked
+    and matching the question, like ``links`` without needing capitals.
     """
     pool = _Merge(first, config.keep)
     seeds = [c.chunk_id for c in first[: config.graph_seeds]]
