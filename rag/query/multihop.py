@@ -274,7 +274,8 @@ def walk_graph(question: str, first: Sequence[ScoredChunk], graph: Graph, config
             if match.get(cid, 0.0) > 0 and cid not in pool.head and cid != first[0].chunk_id and name not in names:
                 pool.add(pool.chunks[cid], config.graph_weight * TITLED_SHARE * match[cid], 2)
                 credited.add(cid)
-                via[cid] = (*via.get(cid, ()), name) if name not in via.get(cid, ()) else via[cid]
+                if name not in via.get(cid, ()):
+                    via[cid] = (*via.get(cid, ()), name)
     extra = [cid for cid in about_others if cid not in pool.head]
     missing = [cid for cid in extra if cid not in pool.chunks]
     known = {c.chunk_id: c for c in graph.passages(missing)} if missing else {}
