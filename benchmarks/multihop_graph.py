@@ -4,7 +4,8 @@ The issue's rule for turning it on by default: SciFact nDCG@10 and ClapNQ gold r
 drop by more than 0.005, and a question may not take more than 50 ms longer at SciFact size. Both
 sets are retrieved exactly as ``rag ask`` gathers its evidence (``Answerer.gather``: routing off,
 hybrid, no reranker), once with ``mode = "off"`` and once with ``"graph"``, in a fresh home under
-``--work``:
+``--work`` (``--rerank``: the first hop reranked by the shipped cross-encoder, as ``rag ask`` does by
+default):
 
 - scifact: the BEIR corpus (5,183 abstracts, ingested as ``rag eval beir`` does) and its 300 test
   queries: nDCG@10 and recall@10 (trec_eval semantics, ``evals.metrics``);
@@ -39,17 +40,17 @@ from rag.core.config import Settings, load_settings
 MODES = ("off", "graph")
 
 
-def mode_settings(settings: Settings, mode: str) -> Settings:
+def mode_settings(settings: Settings, mode: str, rerank: bool = False) -> Settings:
     return settings.model_copy(update={
         "multihop": settings.multihop.model_copy(update={"mode": mode}),
-        "rerank": settings.rerank.model_copy(update={"enabled": False}),
+        "rerank": settings.rerank.model_copy(update={"enabled": rerank}),
     })
 
 
 def _gather_all(settings: Settings, home: Path, collection: str, questions: list[str], k: int) -> tuple[list[Any], dict[str, float]]:
     from rag.query.answer import Answerer
 
-    answerer = Answerer(settings, home, collection, llm=object(), rerank=False)
+    answerer = Answerer(settings, home, collection, llm=object(), rerank=settings.rerank.enabled)
     out, seconds, hops = [], [], []
     try:
         answerer.gather(questions[0], k)  # warm-up: models, graph and index loading are not per-question cost
@@ -65,7 +66,7 @@ def _gather_all(settings: Settings, home: Path, collection: str, questions: list
                  "graph_ms_p50": round(1000 * statistics.median(hops), 2)}
 
 
-def run_scifact(base: Settings, home: Path, folder: Path) -> dict[str, Any]:
+def run_scifact(base: Settings, home: Path, folder: Path, rerank: bool = False) -> dict[str, Any]:
     from evals.beir import load_beir
     from evals.beir_run import beir_settings, collection_name, ingest_beir
     from evals.metrics import evaluate
@@ -77,7 +78,7 @@ def run_scifact(base: Settings, home: Path, folder: Path) -> dict[str, Any]:
     ids = sorted(data.queries)
     out: dict[str, Any] = {"queries": len(ids), "ingest": ingest}
     for mode in MODES:
-        evidence, cost = _gather_all(beir_settings(mode_settings(base, mode)), home, collection,
+        evidence, cost = _gather_all(beir_settings(mode_settings(base, mode, rerank)), home, collection,
                                      [data.queries[q] for q in ids], 10)
         run = {}
         for qid, ev in zip(ids, evidence):
@@ -125,7 +126,7 @@ def files_first() -> None:
     mh._Merge.ranking = ranking
 
 
-def run_clapnq(base: Settings, home: Path, src: Path, work: Path) -> dict[str, Any]:
+def run_clapnq(base: Settings, home: Path, src: Path, work: Path, rerank: bool = False) -> dict[str, Any]:
     from evals.importers import import_suite
     from evals.suite import read_suite
     from ingest.pipeline import Ingestor
@@ -137,7 +138,7 @@ def run_clapnq(base: Settings, home: Path, src: Path, work: Path) -> dict[str, A
     items = [i for i in read_suite(suite_dir / "suite.jsonl") if i.gold_sources]
     out: dict[str, Any] = {"questions": len(items), "ingest": {"chunks": report["chunks_total"]}}
     for mode in MODES:
-        evidence, cost = _gather_all(mode_settings(base, mode), home, "clapnq", [i.question for i in items], 5)
+        evidence, cost = _gather_all(mode_settings(base, mode, rerank), home, "clapnq", [i.question for i in items], 5)
         hits = every = found = sentences = asked = 0
         for item, ev in zip(items, evidence):
             gold = {str((suite_dir / g).resolve()) for g in item.gold_sources or ()}
@@ -163,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="also write the JSON here")
     parser.add_argument("--files-first", action="store_true",
                         help="measure the reverted variant: each file's best passage before any file's next one")
+    parser.add_argument("--rerank", action="store_true",
+                        help="rerank the first hop with the shipped cross-encoder, as rag ask does by default")
     args = parser.parse_args(argv)
     if not args.scifact and not args.clapnq:
         parser.error("give --scifact and/or --clapnq")
@@ -173,13 +176,14 @@ def main(argv: list[str] | None = None) -> int:
     base = load_settings(home)
     if args.files_first:
         files_first()
-    result: dict[str, Any] = {"multihop": base.multihop.model_dump(exclude={"mode"}), "files_first": args.files_first}
+    result: dict[str, Any] = {"multihop": base.multihop.model_dump(exclude={"mode"}), "files_first": args.files_first,
+                              "rerank": args.rerank}
     if args.clapnq:
         print("clapnq...", file=sys.stderr)
-        result["clapnq"] = run_clapnq(base, home, args.clapnq, args.work)
+        result["clapnq"] = run_clapnq(base, home, args.clapnq, args.work, args.rerank)
     if args.scifact:
         print("scifact...", file=sys.stderr)
-        result["scifact"] = run_scifact(base, home, args.scifact)
+        result["scifact"] = run_scifact(base, home, args.scifact, args.rerank)
     text = json.dumps(result)
     if args.out:
         args.out.write_text(text + "\n", encoding="utf-8")

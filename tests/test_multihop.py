@@ -168,3 +168,18 @@ def test_cli_ask_multihop_json(tmp_path: Path, linked_home: Path) -> None:
     assert any(s["source"].endswith("Shirley_Temple.txt") for s in data["sources"])
     bad = rag(linked_home, "ask", QUESTION, "--max-hops", "9", env=env)
     assert bad.returncode == 2 and "--max-hops must be between 1 and 5" in one_line_error(bad)
+
+
+def test_a_reranked_first_hop_keeps_its_order_in_the_pool() -> None:
+    # the reranked head's blended z-scores run negative; the unreranked tail keeps fused scores
+    # (~0.02): the pool must not rank the tail above the head's lower half
+    from rag.query.multihop import _scaled
+
+    scores = [1.9, 0.6, -0.4, -1.5, 0.021, 0.018]
+    chunks = [ScoredChunk(chunk_id=f"c{i}", text="t", source="s", score=s) for i, s in enumerate(scores)]
+    scaled = _scaled(chunks)
+    values = [scaled[c.chunk_id] for c in chunks]
+    assert values == sorted(values, reverse=True)
+    assert values[0] == 1.0 and values[-1] == 0.0
+    plain = _scaled([ScoredChunk(chunk_id=f"p{i}", text="t", source="s", score=s) for i, s in enumerate([3.0, 2.0, 1.0])])
+    assert plain == {"p0": 1.0, "p1": 0.5, "p2": 0.0}

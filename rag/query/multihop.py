@@ -128,8 +128,18 @@ def names_match(name: str, titles: set[str]) -> bool:
 
 
 def _scaled(chunks: Sequence[ScoredChunk]) -> dict[str, float]:
-    """Scores min-max scaled to 0..1 within one ranking (1 for all when they are equal)."""
-    return minmax(chunks, lambda c: c.score)
+    """Scores min-max scaled to 0..1 within one ranking (1 for all when they are equal), never rising down it.
+
+    A reranked ranking holds two scales: the reranked head's blended z-scores (negative below its
+    mean) above the tail's fused scores (about 0.02); read as they are, the tail would outrank half
+    the head. Each score is capped at the one above it, so the ranking's order is the pool's.
+    """
+    capped: dict[str, float] = {}
+    ceiling = float("inf")
+    for c in chunks:
+        ceiling = min(ceiling, c.score)
+        capped[c.chunk_id] = ceiling
+    return minmax(chunks, lambda c: capped[c.chunk_id])
 
 
 class _Merge:
