@@ -91,7 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
-    lengths = [int(w) for w in args.words.split(",") if w.strip()]
+    try:
+        lengths = [int(w) for w in args.words.split(",") if w.strip()]
+    except ValueError:
+        parser.error(f"--words takes whole numbers separated by commas (got {args.words!r})")
+    if not lengths or min(lengths) < 1:
+        parser.error("--words needs at least one length of 1 word or more")
     from openai import OpenAI
 
     from rag.core.config import load_settings, resolve_home
