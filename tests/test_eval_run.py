@@ -216,6 +216,39 @@ def test_cli_run_report_compare_and_errors(suite: Path, tmp_path: Path, rag_home
     assert bad_compare.exit_code == 1 and "expected a result line" in _one_line(bad_compare)
 
 
+def test_cli_compares_two_multihop_modes_in_one_command(suite: Path, tmp_path: Path, rag_home: Path) -> None:
+    from rag.core.entity_graph import GRAPH_FILE
+    from rag.core.home import collection_paths
+
+    graph_file = collection_paths(rag_home, "default").root / GRAPH_FILE
+    assert not graph_file.exists()  # [multihop] mode is off by default: the ingest wrote no graph
+    proc = _cli(rag_home, "eval", "run", str(suite), "--retrieval-only", "--no-rerank", "--depth", "3",
+                "--multihop", "graph,off", "--json")
+    assert proc.exit_code == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["a"]["multihop"] == "graph" and data["b"]["multihop"] == "off"
+    assert set(data["a"]["per_question"]) == set(data["b"]["per_question"]) == {"q1", "q2", "q3", "q4"}
+    rows = {r["metric"]: r for r in data["metrics"]}
+    assert rows["ndcg@3"]["n"] == 4 and rows["ndcg@3"]["a"] == data["a"]["metrics"]["ndcg@3"]
+    assert rows["ndcg@3"]["b"] == data["b"]["metrics"]["ndcg@3"]
+    assert graph_file.exists()  # the graph run's first hop built the collection's graph
+    cached = [json.loads(line) for f in (rag_home / "eval-cache").glob("*.jsonl") for line in f.read_text().splitlines()]
+    assert len(cached) == 8  # each mode its own results: the mode is part of the cache key
+    single = _cli(rag_home, "eval", "run", str(suite), "--retrieval-only", "--no-rerank", "--depth", "3",
+                  "--multihop", "off", "--json")
+    assert single.exit_code == 0 and json.loads(single.stdout)["per_question"] == data["b"]["per_question"]
+    assert json.loads(single.stdout)["cached"] == 4
+    table = _cli(rag_home, "eval", "run", str(suite), "--retrieval-only", "--no-rerank", "--depth", "3",
+                 "--multihop", "graph,off")
+    assert table.exit_code == 0 and "--multihop graph" in table.stdout and "ndcg@3" in table.stdout
+    for bad in ("bogus", "graph,graph", "off,links,graph", "graph,"):
+        wrong = _cli(rag_home, "eval", "run", str(suite), "--retrieval-only", "--multihop", bad)
+        assert wrong.exit_code == 2 and "--multihop" in _one_line(wrong)
+    two_out = _cli(rag_home, "eval", "run", str(suite), "--retrieval-only", "--multihop", "graph,off",
+                   "--out", str(tmp_path / "x.jsonl"))
+    assert two_out.exit_code == 2 and "one mode" in _one_line(two_out) and not (tmp_path / "x.jsonl").exists()
+
+
 @pytest.mark.slow
 def test_answers_and_judge_with_smollm2(suite: Path, tmp_path: Path, rag_home: Path) -> None:
     """The whole path: retrieval, a real answer from SmolLM2, judged metrics by the same local server."""

@@ -38,12 +38,15 @@ def untitled_home(tmp_path_factory: pytest.TempPathFactory, embedder) -> Path:  
     root = tmp_path_factory.mktemp("untitled")
     for name, text in UNTITLED.items():
         write(root / "docs" / name, text)
-    Ingestor(Settings(), root / "home", embedder=embedder).run([root / "docs"])
+    Ingestor(GRAPH, root / "home", embedder=embedder).run([root / "docs"])
     return root / "home"
 
 
 def settings(mode: str, **multihop: object) -> Settings:
     return Settings.model_validate({"multihop": {"mode": mode, **multihop}, "answer": {"check_support": False}})
+
+
+GRAPH = Settings.model_validate({"multihop": {"mode": "graph"}})  # the ingest keeps the graph's file in step
 
 
 def names(chunks: tuple[ScoredChunk, ...]) -> list[str]:
@@ -131,7 +134,7 @@ def test_graph_follows_every_change_of_the_collection(tmp_path: Path, embedder) 
     write(docs / "a.txt", "Ada Lovelace worked with Charles Babbage on the Analytical Engine.")
     write(docs / "b.txt", "Charles Babbage designed the Difference Engine in London.")
     write(docs / "c.txt", "Grace Hopper wrote the first compiler.")
-    Ingestor(Settings(), home, embedder=embedder).run([docs])
+    Ingestor(GRAPH, home, embedder=embedder).run([docs])
     searcher = Searcher(Settings(), home, rerank=False)
     try:
         first = searcher.entity_graph()
@@ -140,7 +143,7 @@ def test_graph_follows_every_change_of_the_collection(tmp_path: Path, embedder) 
 
         write(docs / "c.txt", "Grace Hopper worked with Charles Babbage's ideas at Harvard.")
         (docs / "b.txt").unlink()
-        Ingestor(Settings(), home, embedder=embedder).run([docs])
+        Ingestor(GRAPH, home, embedder=embedder).run([docs])
         second = searcher.entity_graph()
         assert second is not first
         by_source = {Path(p["source"]).name: cid for cid, p in searcher.ctx.store.scroll()}
@@ -156,7 +159,7 @@ def test_chunks_without_stored_names_get_them_from_their_text(tmp_path: Path, em
     write(tmp_path / "docs" / "a.txt", "Ada Lovelace worked with Charles Babbage on the Analytical Engine.")
     write(tmp_path / "docs" / "b.txt", "Charles Babbage designed the Difference Engine in London.")
     write(tmp_path / "docs" / "c.txt", "difference engine\n\nA mechanical calculator of Charles Babbage.")
-    Ingestor(Settings(), tmp_path / "home", embedder=embedder).run([tmp_path / "docs"])
+    Ingestor(GRAPH, tmp_path / "home", embedder=embedder).run([tmp_path / "docs"])
     searcher = Searcher(Settings(), tmp_path / "home", rerank=False)
     try:
         store = searcher.ctx.store
@@ -287,7 +290,7 @@ def test_graph_hop_lifts_the_entry_about_a_lower_case_term_the_best_passage_uses
 def test_gather_keeps_a_comparison_as_the_question_found_it(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
     for name, text in FILMS.items():
         write(tmp_path / "docs" / f"{name}.txt", text)
-    Ingestor(Settings(), tmp_path / "home", embedder=embedder).run([tmp_path / "docs"])
+    Ingestor(GRAPH, tmp_path / "home", embedder=embedder).run([tmp_path / "docs"])
     off = Answerer(settings("off"), tmp_path / "home", llm=object(), rerank=False)
     graph = Answerer(settings("graph"), tmp_path / "home", llm=object(), rerank=False)
     question = "Were Scott Derrickson and Ed Wood of the same nationality?"
@@ -412,9 +415,9 @@ def test_graph_file_is_kept_in_step_file_by_file(tmp_path: Path, embedder) -> No
     docs, home = tmp_path / "docs", tmp_path / "home"
     for name, text in {**BABBAGE, **MORE}.items():
         write(docs / name, text)
-    Ingestor(Settings(), home, embedder=embedder).run([docs])
+    Ingestor(GRAPH, home, embedder=embedder).run([docs])
     path = collection_paths(home, "default").root / GRAPH_FILE
-    assert path.exists()  # the ingest wrote it ([multihop] mode = "graph", the default)
+    assert path.exists()  # the ingest wrote it ([multihop] mode = "graph")
     searcher = Searcher(Settings(), home, rerank=False)
     try:
         loaded, how = _sync(searcher)
@@ -437,7 +440,7 @@ def test_graph_file_is_kept_in_step_file_by_file(tmp_path: Path, embedder) -> No
         assert _sync(searcher)[1] == "loaded"  # written back at the new change counter
 
         write(docs / "d.txt", "The Analytical Engine was designed by Charles Babbage.")
-        Ingestor(Settings(), home, embedder=embedder).run([docs])  # the ingest updates it itself
+        Ingestor(GRAPH, home, embedder=embedder).run([docs])  # the ingest updates it itself
         again, how = _sync(searcher)
         assert how == "loaded" and again.same(_store_graph(searcher))
         graph = searcher.entity_graph()
@@ -450,7 +453,7 @@ def test_graph_file_is_kept_in_step_file_by_file(tmp_path: Path, embedder) -> No
 def test_a_damaged_graph_file_is_rebuilt_from_the_store(tmp_path: Path, embedder, damage: str) -> None:  # type: ignore[no-untyped-def]
     for name, text in BABBAGE.items():
         write(tmp_path / "docs" / name, text)
-    Ingestor(Settings(), tmp_path / "home", embedder=embedder).run([tmp_path / "docs"])
+    Ingestor(GRAPH, tmp_path / "home", embedder=embedder).run([tmp_path / "docs"])
     path = collection_paths(tmp_path / "home", "default").root / GRAPH_FILE
     data = path.read_bytes()
     if damage == "garbage":
@@ -483,11 +486,11 @@ def test_kill9_while_the_graph_file_is_written_leaves_a_whole_file(tmp_path: Pat
     docs, home = tmp_path / "docs", tmp_path / "home"
     for name, text in BABBAGE.items():
         write(docs / name, text)
-    Ingestor(Settings(), home, embedder=embedder).run([docs])
+    Ingestor(GRAPH, home, embedder=embedder).run([docs])
     path = collection_paths(home, "default").root / GRAPH_FILE
     before = path.read_bytes()
     write(docs / "a.txt", "Luigi Menabrea published the notes of Ada Lovelace.")
-    crash_run(home, docs, Settings(), "graph_written")  # killed after the new file is written, before its rename
+    crash_run(home, docs, GRAPH, "graph_written")  # killed after the new file is written, before its rename
     assert path.read_bytes() == before and list(path.parent.glob(f".{GRAPH_FILE}.*.tmp"))
     searcher = Searcher(Settings(), home, rerank=False)
     try:

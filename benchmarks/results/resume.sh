@@ -21,6 +21,9 @@ WT=/tmp/frozen-$COMMIT
 H=/tmp/rag-full/hotpotqa C=/tmp/rag-full/clapnq
 # home : cache file (named from the suite path, the home and the collection) : results folder
 # (each run's folder is named after COMMIT; hotpotqa-500/ and clapnq-600/ hold the run at 938528b)
+# [multihop] mode per set: the default (off) for single-hop ClapNQ, graph for HotpotQA, as docs/multihop.md
+# advises for questions that join passages
+mode_of() { if [ "$1" = hotpotqa ]; then echo graph; else echo off; fi; }
 RUNS="$H:hotpotqa-suite-b2dcdc9e8ff6:hotpotqa-500-$COMMIT $C:clapnq-suite-ea5659c7e058:clapnq-600-$COMMIT"
 PARTS="python3 $REPO/benchmarks/eval_cache_parts.py"
 
@@ -91,7 +94,8 @@ mkdir -p $H/full $C/full
 for run in "$C:clapnq" "$H:hotpotqa"; do
   IFS=: read -r home name <<<"$run"
   if ls "$home"/eval-cache/*.jsonl >/dev/null 2>&1 && [ ! -s "$home/full/summary.json" ]; then
-    rag --home "$home" eval run "/tmp/suites/$name/suite.jsonl" -c "$name" --judge-method verifier --limit 3 --json \
+    rag --home "$home" eval run "/tmp/suites/$name/suite.jsonl" -c "$name" --judge-method verifier \
+      --multihop "$(mode_of "$name")" --limit 3 --json \
       | python -c "import json,sys; d=json.load(sys.stdin); print('$name, cached of the first 3:', d['cached']); sys.exit(d['cached'] == 0)"
   fi
 done
@@ -99,8 +103,8 @@ done
 LOOP=$!
 trap 'kill $LOOP 2>/dev/null || true; checkpoint' EXIT
 # ClapNQ first (most of the issue's targets); the shipped verifier judges support, the LLM the rest
-rag --home $C eval run /tmp/suites/clapnq/suite.jsonl -c clapnq --judge-method verifier \
+rag --home $C eval run /tmp/suites/clapnq/suite.jsonl -c clapnq --judge-method verifier --multihop "$(mode_of clapnq)" \
   --out $C/full/results.jsonl --report $C/full/report.md --run-file $C/full/run.trec --json > $C/full/summary.json
-rag --home $H eval run /tmp/suites/hotpotqa/suite.jsonl -c hotpotqa --judge-method verifier \
+rag --home $H eval run /tmp/suites/hotpotqa/suite.jsonl -c hotpotqa --judge-method verifier --multihop "$(mode_of hotpotqa)" \
   --out $H/full/results.jsonl --report $H/full/report.md --run-file $H/full/run.trec --json > $H/full/summary.json
 echo "both runs done: bash benchmarks/results/resume.sh finish" >&2

@@ -95,6 +95,20 @@ def _options(**kw: Any) -> Any:
     return EvalOptions(ragas=ragas, judge=not kw.pop("no_judge"), use_cache=not kw.pop("fresh"), **kw)
 
 
+def _notes(summary: Any, label: str = "") -> None:
+    """A run's errors and questions to retry, as notes on stderr."""
+    from rag.cli.text import plain
+
+    if summary.errors:
+        kinds = ", ".join(f"{kind} {n}" for kind, n in summary.errors_by_kind.items())
+        click.echo(f"rag: note: {label}{summary.errors} error(s) ({plain(kinds)}); see the errors of each line (--out)",
+                   err=True)
+    if summary.retry:
+        shown = ", ".join(summary.retry[:5]) + (", ..." if len(summary.retry) > 5 else "")
+        click.echo(f"rag: note: {label}{len(summary.retry)} question(s) failed for now ({plain(shown)}), their failed "
+                   "parts left out of the metrics; run the same command again to retry only those", err=True)
+
+
 def _emit(results: list[dict[str, Any]], summary: Any, as_json: bool, report: str | None, out: str | None) -> None:
     from evals.report import write_report
     from evals.results import write_results
@@ -108,13 +122,7 @@ def _emit(results: list[dict[str, Any]], summary: Any, as_json: bool, report: st
         files = write_report(results, summary, Path(report))
         click.echo(f"rag: wrote report {files[0]}" + (f" and {len(files) - 1} chart(s)" if len(files) > 1 else ""),
                    err=True)
-    if summary.errors:
-        kinds = ", ".join(f"{kind} {n}" for kind, n in summary.errors_by_kind.items())
-        click.echo(f"rag: note: {summary.errors} error(s) ({plain(kinds)}); see the errors of each line (--out)", err=True)
-    if summary.retry:
-        shown = ", ".join(summary.retry[:5]) + (", ..." if len(summary.retry) > 5 else "")
-        click.echo(f"rag: note: {len(summary.retry)} question(s) failed for now ({plain(shown)}), their failed parts left "
-                   "out of the metrics; run the same command again to retry only those", err=True)
+    _notes(summary)
     if as_json:
         click.echo(json.dumps(summary.as_dict(), ensure_ascii=False))
         return
@@ -131,6 +139,50 @@ def _emit(results: list[dict[str, Any]], summary: Any, as_json: bool, report: st
         click.echo(plain(f"judge: {j['model']} at {mask_secrets(str(j['endpoint']))} ({j['method']})"))
 
 
+MULTIHOP_MODES = ("off", "links", "graph", "llm")
+
+
+def _multihop_modes(value: str | None) -> tuple[str, ...]:
+    """``--multihop``: one mode, or two different ones to compare; a bad value is a one-line usage error."""
+    if value is None:
+        return ()
+    modes = tuple(m.strip() for m in value.split(","))
+    if len(modes) > 2 or any(m not in MULTIHOP_MODES for m in modes) or len(set(modes)) != len(modes):
+        from rag.core.errors import ConfigError
+
+        raise ConfigError(f"--multihop {value!r}: give one of {', '.join(MULTIHOP_MODES)}, or two different ones "
+                          "joined by a comma (graph,off)")
+    return modes
+
+
+def _emit_comparison(modes: Sequence[str], a: Any, b: Any, as_json: bool) -> None:
+    """Both runs' per-question metrics paired: first mode - second, with 95% bootstrap intervals."""
+    from evals.compare import compare_runs
+
+    for mode, summary in zip(modes, (a, b)):
+        _notes(summary, f"--multihop {mode}: ")
+    rows = compare_runs(a.per_question, b.per_question)
+    if as_json:
+        click.echo(json.dumps({"a": {"multihop": modes[0], **a.as_dict()}, "b": {"multihop": modes[1], **b.as_dict()},
+                               "metrics": [r.as_dict() for r in rows]}, ensure_ascii=False))
+        return
+    _print_comparison(f"A = --multihop {modes[0]}   B = --multihop {modes[1]}   ({a.questions} questions)", rows)
+
+
+def _print_comparison(title: str, rows: Sequence[Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in ("metric", "n", "A", "B", "A - B", "95% CI", ""):
+        table.add_column(col, justify="left" if col == "metric" else "right")
+    for r in rows:
+        table.add_row(r.metric, str(r.n), f"{r.mean_a:.4f}", f"{r.mean_b:.4f}", f"{r.diff:+.4f}",
+                      f"[{r.low:+.4f}, {r.high:+.4f}]", "*" if r.significant else "")
+    Console().print(table)
+    click.echo("* the interval excludes 0")
+
+
 def register_eval_commands(group: click.Group, handle_errors: Callable[..., Any]) -> None:
     """Add ``run``, ``score`` and ``compare`` to the ``rag eval`` group."""
 
@@ -143,12 +195,15 @@ def register_eval_commands(group: click.Group, handle_errors: Callable[..., Any]
     @click.option("--retriever", "-r", default=None, help="hybrid (default), dense, bm25, sparse, or a plugin's name.")
     @click.option("--no-rerank", is_flag=True, help="Keep the fused order (skip the cross-encoder).")
     @click.option("--run-file", type=click.Path(dir_okay=False), default=None, help="Also write the TREC run here.")
+    @click.option("--multihop", "multihop", default=None, metavar="MODE[,MODE]",
+                  help="[multihop] mode for this run: off, links, graph or llm; two joined by a comma (graph,off) run "
+                       "the suite under each and print the paired differences, first - second.")
     @_judge_options
     @click.pass_obj
     @handle_errors
     def eval_run(obj: Any, suite: str, collection: str, retrieval_only: bool, depth: int, retriever: str | None,
-                 no_rerank: bool, run_file: str | None, as_json: bool, report: str | None, out: str | None,
-                 **kw: Any) -> None:  # fmt: skip
+                 no_rerank: bool, run_file: str | None, multihop: str | None, as_json: bool, report: str | None,
+                 out: str | None, **kw: Any) -> None:  # fmt: skip
         """Run SUITE (suite.jsonl) on a collection: retrieval metrics, answers and judged answer metrics.
 
         Retrieved chunks are mapped to the suite's gold_sources (paths relative to the
@@ -161,14 +216,29 @@ def register_eval_commands(group: click.Group, handle_errors: Callable[..., Any]
           rag eval import hotpotqa ~/data/hotpotqa-dev-500 --out ~/suites/hotpotqa
           rag ingest ~/suites/hotpotqa/docs --collection hotpotqa
           rag eval run ~/suites/hotpotqa/suite.jsonl -c hotpotqa --limit 50 --report hp.md --out hp.jsonl
+          rag eval run ~/suites/hotpotqa/suite.jsonl -c hotpotqa --retrieval-only --multihop graph,off
         """
         from evals.results import write_run_file
         from evals.run import run_suite
 
+        modes = _multihop_modes(multihop)
+        if len(modes) == 2 and (run_file or report or out):
+            from rag.core.errors import ConfigError
+
+            raise ConfigError("--out, --report and --run-file write one run; give --multihop one mode, or compare "
+                              "two runs' --out files with `rag eval compare`")
         options = _options(collection=collection, retrieval_only=retrieval_only, depth=depth, retriever=retriever,
                            rerank=False if no_rerank else None, **kw)
-        with EvalProgress(enabled=sys.stderr.isatty()) as progress:
-            results, summary = run_suite(Path(suite), obj.settings, obj.home, options, progress)
+        runs = []
+        for mode in modes or (None,):
+            settings = obj.settings if mode is None else obj.settings.model_copy(
+                update={"multihop": obj.settings.multihop.model_copy(update={"mode": mode})})
+            with EvalProgress(enabled=sys.stderr.isatty()) as progress:
+                runs.append(run_suite(Path(suite), settings, obj.home, options, progress))
+        if len(runs) == 2:
+            _emit_comparison(modes, runs[0][1], runs[1][1], as_json)
+            return
+        results, summary = runs[0]
         if run_file:
             write_run_file(results, Path(run_file))
         _emit(results, summary, as_json, report, out)
@@ -216,14 +286,4 @@ def register_eval_commands(group: click.Group, handle_errors: Callable[..., Any]
         if as_json:
             click.echo(json.dumps({"a": a, "b": b, "metrics": [r.as_dict() for r in rows]}))
             return
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table(title=f"A = {a}   B = {b}")
-        for col in ("metric", "n", "A", "B", "A - B", "95% CI", ""):
-            table.add_column(col, justify="left" if col == "metric" else "right")
-        for r in rows:
-            table.add_row(r.metric, str(r.n), f"{r.mean_a:.4f}", f"{r.mean_b:.4f}", f"{r.diff:+.4f}",
-                          f"[{r.low:+.4f}, {r.high:+.4f}]", "*" if r.significant else "")
-        Console().print(table)
-        click.echo("* the interval excludes 0")
+        _print_comparison(f"A = {a}   B = {b}", rows)
