@@ -287,6 +287,20 @@ def test_graph_hop_lifts_the_entry_about_a_lower_case_term_the_best_passage_uses
     assert ranked[-2:] == ["delay", "regalloc"] and "regalloc" not in found.via and "delay" not in found.via
 
 
+def test_a_bridge_naming_a_lower_case_term_is_no_comparison() -> None:
+    # the first hop found the entries about both 'Stanford MIPS' and 'delay slot'; only the first is a proper
+    # name of the question, so this is a bridge (to the phase that fills delay slots), not a comparison
+    from rag.query.multihop import walk_graph
+
+    graph = _Graph(ENTRIES)
+    question = "Who studied the compiler phase that fills the delay slot of the Stanford MIPS processor?"
+    found = walk_graph(question, _first(graph, ["mips", "delay", "cache", "sched", "regalloc"]), graph,
+                       settings("graph").multihop)
+    assert not found.stopped and found.hops[0].found == 1
+    assert found.via == {"sched": ("instruction scheduling",)} and found.hops_of["sched"] == (1, 2)
+    # a comparison of two proper names still keeps the walk out (test_graph_hop_stays_out_of_a_comparison_...)
+
+
 def test_gather_keeps_a_comparison_as_the_question_found_it(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
     for name, text in FILMS.items():
         write(tmp_path / "docs" / f"{name}.txt", text)

@@ -170,6 +170,25 @@ def test_cli_ask_multihop_json(tmp_path: Path, linked_home: Path) -> None:
     assert bad.returncode == 2 and "--max-hops must be between 1 and 5" in one_line_error(bad)
 
 
+def test_a_reranked_first_hop_matches_the_question_on_the_retrieval_scale() -> None:
+    # how well a passage matches the question (the graph hop's lift of a passage about a name the best
+    # passage uses) must not be 0 for every passage beyond the reranked head
+    from rag.query.multihop import _match, _scaled
+
+    def chunk(i: int, score: float, **scores: float) -> ScoredChunk:
+        return ScoredChunk(chunk_id=f"c{i}", text="t", source="s", score=score, scores=scores)
+
+    reranked = [chunk(0, 1.9, hybrid=0.9, rerank=3.0), chunk(1, -0.5, hybrid=0.7, rerank=1.0),
+                chunk(2, 0.5, hybrid=0.5), chunk(3, 0.2, hybrid=0.2)]
+    assert _scaled(reranked)["c2"] == _scaled(reranked)["c3"] == 0.0
+    match = _match(reranked)
+    assert match == pytest.approx({"c0": 1.0, "c1": 5 / 7, "c2": 3 / 7, "c3": 0.0})
+    fused = [chunk(0, 0.9, hybrid=0.9), chunk(1, 0.7, hybrid=0.7), chunk(2, 0.5, hybrid=0.5)]
+    assert _match(fused) == _scaled(fused)  # not reranked: the ranking's own scores
+    everything = [chunk(0, 1.0, hybrid=0.2, rerank=2.0), chunk(1, -1.0, hybrid=0.9, rerank=0.0)]
+    assert _match(everything) == _scaled(everything)  # all reranked: one scale already
+
+
 def test_a_reranked_first_hop_keeps_its_order_in_the_pool() -> None:
     # the reranked head's blended z-scores run negative; the unreranked tail keeps fused scores
     # (~0.02): the pool must not rank the tail above the head's lower half

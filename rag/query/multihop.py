@@ -29,6 +29,7 @@ from rag.core import prompts
 from rag.core.config import MultihopConfig
 from rag.core.entities import entity_keys, mentions, norm
 from rag.query.merge import labelled, minmax
+from rag.query.rerank import RERANK
 from rag.core.records import ScoredChunk
 
 if TYPE_CHECKING:
@@ -142,6 +143,24 @@ def _scaled(chunks: Sequence[ScoredChunk]) -> dict[str, float]:
     return minmax(chunks, lambda c: capped[c.chunk_id])
 
 
+def _match(chunks: Sequence[ScoredChunk]) -> dict[str, float]:
+    """How well each first-hop passage matches the question, on one scale for all, scaled to 0..1.
+
+    A reranked ranking's head carries blended reranker scores and its tail the retrieval's, and
+    ``_scaled`` gives the whole tail 0, so no passage beyond the reranked head could count as
+    matching: there, every passage's retrieval score (the one the tail is ranked by, e.g. ``hybrid``,
+    recorded under the retriever's name before reranking). Otherwise the ranking's own scores.
+    """
+    tail = [c for c in chunks if RERANK not in c.scores]
+    if tail and len(tail) < len(chunks):
+        last = tail[-1]
+        keys = [k for k, v in last.scores.items() if k != RERANK and v == last.score]
+        key = next((k for k in keys if all(k in c.scores for c in chunks)), None)
+        if key is not None:
+            return minmax(chunks, lambda c: c.scores[key])
+    return _scaled(chunks)
+
+
 class _Merge:
     """The evidence pool across hops: a running score per passage.
 
@@ -206,14 +225,20 @@ def follow_links(question: str, first: Sequence[ScoredChunk], search: Search, co
     return pool.result(hops)
 
 
+def _proper(question: str) -> Callable[[str], bool]:
+    """Whether a name is one of the question's proper names (capitalised in it), or inside one."""
+    proper = [f" {k} " for k in entity_keys(question)]
+    return lambda name: any(f" {name} " in k for k in proper)
+
+
 def _about_others(question: str, found: GraphWalk, about: set[str], first: Sequence[ScoredChunk]) -> dict[str, str]:
     """Passages about the question's proper names (capitalised in it) that none of the first hop's best passages
     is about, the best-ranked first."""
     rank = {c.chunk_id: i for i, c in enumerate(first)}
-    proper = [f" {k} " for k in entity_keys(question)]
+    is_proper = _proper(question)
     out: dict[str, str] = {}  # chunk id -> the name it is about
     for name in found.names:
-        if name in about or not any(f" {name} " in k for k in proper):
+        if name in about or not is_proper(name):
             continue
         ids = [cid for cid, subject in found.subjects.items() if subject == name]
         ids.sort(key=lambda cid: (rank.get(cid, len(rank)), -found.scores.get(cid, 0.0)))
@@ -229,18 +254,20 @@ def walk_graph(question: str, first: Sequence[ScoredChunk], graph: Graph, config
     best reached one's (or ``MIN_REACH`` of the walk's mass, when no passage is reached that
     strongly), so a passage that matches the question and shares rare names with the best passages
     rises, and one only the graph finds can enter. The seeds themselves gain nothing. When two or
-    more of the best passages are each about a name the question holds (a comparison: 'Were X and Y
-    of the same nationality?'), the question has found its passages already and the walk stays out.
+    more of the best passages are each about a proper name the question holds (a comparison: 'Were X
+    and Y of the same nationality?'; a lower-case term it names is no side of one), the question has
+    found its passages already and the walk stays out.
     Instead, the best of them about each such name gains as much as the walk's best reached passage,
     so both sides reach the top few. When exactly one is, the passage about each other proper name
     of the question (its first name is that name) gains as much (HippoRAG's link from the question's
     entities to the passages about them): the comparison whose first hop found only one side. Last,
     the passages about a name the best passage mentions in any case ('instruction scheduling', a
-    lower-case title) gain ``TITLED_SHARE`` x ``graph_weight`` x their scaled first-hop score: linked
-    and matching the question, like ``links`` without needing capitals.
+    lower-case title) gain ``TITLED_SHARE`` x ``graph_weight`` x how well they match the question
+    (``_match``): linked and matching the question, like ``links`` without needing capitals.
     """
     pool = _Merge(first, config.keep)
     seeds = [c.chunk_id for c in first[: config.graph_seeds]]
+    is_proper = _proper(question)
     names: dict[str, None] = {}
     via: dict[str, tuple[str, ...]] = {}
     credited: set[str] = set()
@@ -250,11 +277,15 @@ def walk_graph(question: str, first: Sequence[ScoredChunk], graph: Graph, config
         if found.note:
             return replace(pool.result([], stopped=found.note), notes=(found.note,))
         names.update(dict.fromkeys(found.names))
-        about = {found.subjects[c.chunk_id] for c in first[:SUBJECT_DEPTH] if c.chunk_id in found.subjects}
+        # the best passages' subjects that the question names as proper names ('progressive coding' is no side
+        # of a comparison)
+        subject = {c.chunk_id: found.subjects[c.chunk_id] for c in first[:SUBJECT_DEPTH]
+                   if c.chunk_id in found.subjects and is_proper(found.subjects[c.chunk_id])}
+        about = set(subject.values())
         if len(about) >= 2:  # 'Were X and Y of the same nationality?': the question already names its passages
             best: dict[str, ScoredChunk] = {}
             for c in first[:SUBJECT_DEPTH]:  # the best passage about each of them rises, the walk stays out
-                best.setdefault(found.subjects.get(c.chunk_id, ""), c)
+                best.setdefault(subject.get(c.chunk_id, ""), c)
             lifted = {c.chunk_id: (name,) for name, c in best.items() if name and c.chunk_id not in pool.head}
             for cid in lifted:
                 pool.add(pool.chunks[cid], config.graph_weight * ABOUT_SHARE, 2)
@@ -279,7 +310,7 @@ def walk_graph(question: str, first: Sequence[ScoredChunk], graph: Graph, config
                     via[cid] = found.via[cid]
     if first:  # the passages about a name the best passage mentions, in any case ('instruction scheduling'): the
         # title lookup of `links` without capitals; each gains as much as it matches the question
-        match = _scaled(first)
+        match = _match(first)
         for cid, name in graph.about(first[0].text).items():
             if match.get(cid, 0.0) > 0 and cid not in pool.head and cid != first[0].chunk_id and name not in names:
                 pool.add(pool.chunks[cid], config.graph_weight * TITLED_SHARE * match[cid], 2)
